@@ -1,0 +1,4 @@
+//! The end of the pipeline: render results for people (tables) and programs (JSON/YAML).
+
+pub mod paint;
+pub mod render;

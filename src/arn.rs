@@ -1,0 +1,167 @@
+//! IAM role ARNs: parsing, display and the matching rules of `who-uses`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A parsed IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleArn {
+    pub partition: String,
+    pub account: String,
+    /// The role path, always starting and ending with `/` (`/` when the role has none).
+    pub path: String,
+    pub name: String,
+}
+
+/// Why a string is not an IAM role ARN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): {1}")]
+pub struct ArnError(pub String, pub &'static str);
+
+impl FromStr for RoleArn {
+    type Err = ArnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| ArnError(s.to_string(), why);
+        let mut parts = s.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(err("it does not have the six colon-separated parts of an ARN"));
+        };
+        if !partition.starts_with("aws") {
+            return Err(err("the partition must be aws, aws-cn or aws-us-gov"));
+        }
+        if service != "iam" {
+            return Err(err("the service must be iam"));
+        }
+        if !region.is_empty() {
+            return Err(err("IAM ARNs have an empty region"));
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("the account must be 12 digits"));
+        }
+        let Some(path_and_name) = resource.strip_prefix("role/") else {
+            return Err(err("the resource must start with role/"));
+        };
+        let (path, name) = match path_and_name.rfind('/') {
+            Some(i) => (format!("/{}", &path_and_name[..=i]), &path_and_name[i + 1..]),
+            None => ("/".to_string(), path_and_name),
+        };
+        if !valid_role_name(name) {
+            return Err(err("the role name must be 1-64 of letters, digits and +=,.@_-"));
+        }
+        if path.contains("//") {
+            return Err(err("the role path has an empty segment"));
+        }
+        Ok(RoleArn { partition: partition.to_string(), account: account.to_string(), path, name: name.to_string() })
+    }
+}
+
+fn valid_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+impl fmt::Display for RoleArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "arn:{}:iam::{}:role{}{}", self.partition, self.account, self.path, self.name)
+    }
+}
+
+/// What a user typed to name a role: a bare name, or an ARN with or without the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleQuery {
+    Name(String),
+    Arn { arn: RoleArn, with_path: bool },
+}
+
+impl RoleQuery {
+    /// Parses a role name or ARN; errors name what is wrong with the ARN.
+    pub fn parse(s: &str) -> Result<Self, ArnError> {
+        let s = s.trim();
+        if s.starts_with("arn:") {
+            let arn: RoleArn = s.parse()?;
+            // IAM role names are unique in an account whatever their path, so an ARN typed without the
+            // path still names exactly one role.
+            let with_path = arn.path != "/";
+            Ok(RoleQuery::Arn { arn, with_path })
+        } else if valid_role_name(s) {
+            Ok(RoleQuery::Name(s.to_string()))
+        } else {
+            Err(ArnError(s.to_string(), "a role name is 1-64 of letters, digits and +=,.@_-"))
+        }
+    }
+
+    /// Whether the role ARN `candidate` (as found in the cluster) is the role this query names.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let Ok(c) = candidate.parse::<RoleArn>() else {
+            return false;
+        };
+        match self {
+            RoleQuery::Name(name) => c.name == *name,
+            RoleQuery::Arn { arn, with_path } => {
+                c.partition == arn.partition
+                    && c.account == arn.account
+                    && c.name == arn.name
+                    && (!with_path || c.path == arn.path)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_pathed_arns() {
+        let a: RoleArn = "arn:aws:iam::111122223333:role/payments-api".parse().unwrap();
+        assert_eq!((a.account.as_str(), a.path.as_str(), a.name.as_str()), ("111122223333", "/", "payments-api"));
+        assert_eq!(a.to_string(), "arn:aws:iam::111122223333:role/payments-api");
+        let b: RoleArn = "arn:aws-cn:iam::111122223333:role/team/a/runner".parse().unwrap();
+        assert_eq!((b.partition.as_str(), b.path.as_str(), b.name.as_str()), ("aws-cn", "/team/a/", "runner"));
+        assert_eq!(b.to_string(), "arn:aws-cn:iam::111122223333:role/team/a/runner");
+    }
+
+    #[test]
+    fn rejects_malformed_arns_with_a_reason() {
+        for (bad, why) in [
+            ("payments-api", "six"),
+            ("arn:aws:iam::1111:role/x", "12 digits"),
+            ("arn:aws:s3:::bucket/x", "service"),
+            ("arn:aws:iam::111122223333:user/x", "role/"),
+            ("arn:aws:iam::111122223333:role/", "role name"),
+            ("arn:aws:iam::111122223333:role/a b", "role name"),
+            ("arn:aws:iam:us-east-1:111122223333:role/x", "empty region"),
+        ] {
+            let e = bad.parse::<RoleArn>().unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn query_by_name_ignores_path_and_account() {
+        let q = RoleQuery::parse("runner").unwrap();
+        assert!(q.matches("arn:aws:iam::111122223333:role/team/runner"));
+        assert!(q.matches("arn:aws:iam::444455556666:role/runner"));
+        assert!(!q.matches("arn:aws:iam::111122223333:role/runner-2"));
+        assert!(!q.matches("not-an-arn"));
+    }
+
+    #[test]
+    fn query_by_arn_without_path_matches_any_path_in_that_account() {
+        let q = RoleQuery::parse("arn:aws:iam::111122223333:role/runner").unwrap();
+        assert!(q.matches("arn:aws:iam::111122223333:role/team/runner"));
+        assert!(!q.matches("arn:aws:iam::444455556666:role/runner"));
+        let pathed = RoleQuery::parse("arn:aws:iam::111122223333:role/team/runner").unwrap();
+        assert!(pathed.matches("arn:aws:iam::111122223333:role/team/runner"));
+        assert!(!pathed.matches("arn:aws:iam::111122223333:role/other/runner"));
+        assert!(RoleQuery::parse("arn:aws:iam::1:role/x").is_err());
+        assert!(RoleQuery::parse("bad name!").is_err());
+    }
+}

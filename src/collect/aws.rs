@@ -1,0 +1,37 @@
+//! The one place that builds the AWS SDK configuration.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Builds the SDK config: explicit region/profile first, then the SDK's own chain (env, profile files,
+/// SSO, IMDS), with standard retries (which back off on throttling) and timeouts so nothing hangs.
+pub async fn sdk_config(region: Option<&str>, profile: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+/// Whether the config can sign requests; the reason when it cannot.
+pub async fn check_credentials(config: &SdkConfig) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = config.credentials_provider() else {
+        return Err("no AWS credentials provider is configured".into());
+    };
+    provider.provide_credentials().await.map(|_| ()).map_err(|e| format!("no AWS credentials ({e})"))
+}

@@ -1,0 +1,106 @@
+//! The edges: read the cluster and EKS live, or read a snapshot file. Both give a [`Snapshot`].
+
+pub mod aws;
+pub mod context;
+pub mod eks;
+pub mod kube;
+pub mod snapshot;
+
+use crate::cli::{AwsArgs, KubeArgs};
+use crate::model::{ClusterInfo, PodIdentityData, Scope, Snapshot};
+use crate::{Error, Result};
+
+/// Collects everything in scope from the live Kubernetes API and EKS.
+pub async fn live(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Snapshot> {
+    let target = context::load(kube_args).await?;
+    let namespace = if kube_args.all_namespaces {
+        None
+    } else {
+        Some(kube_args.namespace.clone().unwrap_or_else(|| target.config.default_namespace.clone()))
+    };
+    let server = target.config.cluster_url.to_string();
+    let client = ::kube::Client::try_from(target.config)
+        .map_err(|e| Error::Config(format!("cannot build a Kubernetes client from {}: {e}", target.source)))?;
+    let cluster = ClusterInfo {
+        name: aws_args.cluster.clone().or(target.hint.name),
+        region: aws_args.region.clone().or(target.hint.region),
+        account: target.hint.account,
+        oidc_issuer: None,
+    };
+    let profile = aws_args.profile.clone().or(target.hint.profile);
+    let scope = Scope { namespace, selector: kube_args.selector.clone() };
+    let mut snap = Snapshot::new(cluster, scope);
+
+    let ns = snap.scope.namespace.as_deref();
+    let selector = snap.scope.selector.as_deref();
+    let mut pod_identity_warnings = Vec::new();
+    let mut cluster = snap.cluster.clone();
+    // The Kubernetes lists and the EKS reads do not depend on each other: run them together.
+    let (pods, sas, owners, pod_identity) = tokio::join!(
+        kube::pods(&client, ns, selector),
+        kube::service_accounts(&client, ns),
+        kube::owners(&client, ns),
+        pod_identity(&mut cluster, profile.as_deref(), ns, &mut pod_identity_warnings),
+    );
+    snap.pods = pods.map_err(|e| Error::Kube(e.explain(&server)))?;
+    snap.service_accounts = sas.map_err(|e| Error::Kube(e.explain(&server)))?;
+    for result in owners {
+        match result {
+            Ok(o) => snap.owners.extend(o),
+            Err(e) => snap.warnings.push(format!(
+                "{}; pods are shown under their ReplicaSet or Job instead of the top-level workload",
+                e.explain(&server)
+            )),
+        }
+    }
+    snap.cluster = cluster;
+    snap.pod_identity = pod_identity?;
+    snap.warnings.extend(pod_identity_warnings);
+    if !snap.pod_identity.associations.is_empty() {
+        match kube::pod_identity_agent(&client).await {
+            Ok(agent) => snap.pod_identity_agent = Some(agent),
+            Err(e) => snap.warnings.push(format!("cannot check the Pod Identity agent: {}", e.explain(&server))),
+        }
+    }
+    snap.sort();
+    Ok(snap)
+}
+
+/// Reads the cluster identity and Pod Identity associations, or says why they were skipped.
+async fn pod_identity(
+    cluster: &mut ClusterInfo,
+    profile: Option<&str>,
+    namespace: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Result<PodIdentityData> {
+    let skipped = |reason: String| Ok(PodIdentityData { collected: false, skipped_reason: Some(reason), associations: vec![] });
+    let Some(name) = cluster.name.clone() else {
+        return skipped("no EKS cluster name: the kubeconfig context is not an EKS one; pass --cluster NAME".into());
+    };
+    let config = aws::sdk_config(cluster.region.as_deref(), profile).await;
+    let Some(region) = config.region().map(|r| r.to_string()) else {
+        return skipped(format!("no AWS region for cluster {name}; pass --region"));
+    };
+    cluster.region = Some(region.clone());
+    if let Err(reason) = aws::check_credentials(&config).await {
+        return skipped(format!("{reason}; configure AWS credentials (aws configure, AWS_PROFILE or --profile)"));
+    }
+    let client = aws_sdk_eks::Client::new(&config);
+    eks::describe_cluster(&client, cluster, warnings).await?;
+    match eks::associations(&client, &name, &region, namespace, warnings).await? {
+        Ok(associations) => Ok(PodIdentityData { collected: true, skipped_reason: None, associations }),
+        Err(reason) => skipped(reason),
+    }
+}
+
+impl Snapshot {
+    /// Puts every list in a stable order, so snapshots and output diff cleanly.
+    pub fn sort(&mut self) {
+        self.service_accounts.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        self.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        self.owners.sort_by(|a, b| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)));
+        self.pod_identity
+            .associations
+            .sort_by(|a, b| (&a.namespace, &a.service_account).cmp(&(&b.namespace, &b.service_account)));
+    }
+}

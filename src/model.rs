@@ -1,0 +1,282 @@
+//! Plain data: what is collected (the snapshot) and what is reported (the output documents).
+//!
+//! The collected types keep only the fields the resolver needs, which keeps a 50,000-pod cluster small
+//! in memory and in snapshot files.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// `apiVersion` of every document this tool reads or writes.
+pub const API_VERSION: &str = "iam-roles/v1";
+
+/// The cluster the data belongs to; every field may be unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    pub name: Option<String>,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub oidc_issuer: Option<String>,
+}
+
+/// What was asked for when the data was collected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// `None` means all namespaces.
+    pub namespace: Option<String>,
+    /// The pod label selector, if any.
+    pub selector: Option<String>,
+}
+
+/// A controller reference (`ownerReferences[controller=true]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+}
+
+/// A service account, with only its `eks.amazonaws.com/` annotations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountInfo {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A container's `AWS_*` environment variables; `None` when the value comes from a reference
+/// (`valueFrom`), which this tool never resolves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub name: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+/// A pod, slimmed to what decides its identity and its workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub service_account: String,
+    pub owner: Option<OwnerRef>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Init containers first, then containers.
+    #[serde(default)]
+    pub containers: Vec<ContainerInfo>,
+    /// Whether the IRSA webhook's projected token volume (`aws-iam-token`) is mounted.
+    #[serde(default)]
+    pub irsa_token_volume: bool,
+    #[serde(default)]
+    pub host_network: bool,
+    #[serde(default)]
+    pub fargate: bool,
+    pub phase: Option<String>,
+}
+
+/// A ReplicaSet or Job, kept only to walk pods up to their top-level workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerInfo {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub owner: Option<OwnerRef>,
+}
+
+/// An EKS Pod Identity association (List + Describe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Association {
+    pub association_id: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    pub target_role_arn: Option<String>,
+    pub owner_arn: Option<String>,
+    #[serde(default)]
+    pub disable_session_tags: bool,
+}
+
+/// Whether Pod Identity associations were read, and if not, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodIdentityData {
+    pub collected: bool,
+    pub skipped_reason: Option<String>,
+    #[serde(default)]
+    pub associations: Vec<Association>,
+}
+
+/// The `eks-pod-identity-agent` DaemonSet; `None` in [`Snapshot`] when it could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    pub found: bool,
+    pub desired: i32,
+    pub ready: i32,
+}
+
+/// Everything collected: the input of every command, live or read back from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub api_version: String,
+    pub kind: String,
+    pub taken_at: Timestamp,
+    pub cluster: ClusterInfo,
+    pub scope: Scope,
+    pub service_accounts: Vec<ServiceAccountInfo>,
+    pub pods: Vec<PodInfo>,
+    /// ReplicaSets and Jobs; empty for a kind the collector was not allowed to list.
+    pub owners: Vec<OwnerInfo>,
+    pub pod_identity: PodIdentityData,
+    pub pod_identity_agent: Option<AgentStatus>,
+    /// Things that went wrong while collecting but did not stop it.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// An empty snapshot, taken now.
+    pub fn new(cluster: ClusterInfo, scope: Scope) -> Self {
+        Snapshot {
+            api_version: API_VERSION.to_string(),
+            kind: "Snapshot".to_string(),
+            taken_at: Timestamp::now(),
+            cluster,
+            scope,
+            service_accounts: Vec::new(),
+            pods: Vec::new(),
+            owners: Vec::new(),
+            pod_identity: PodIdentityData::default(),
+            pod_identity_agent: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// How a service account is bound to a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Irsa,
+    PodIdentity,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Irsa => "irsa",
+            Source::PodIdentity => "pod-identity",
+        }
+    }
+}
+
+/// A top-level workload: Deployment, StatefulSet, DaemonSet, CronJob, or an ownerless Job/ReplicaSet/Pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// The problem codes of SPEC section 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemCode {
+    MalformedRoleArn,
+    RoleNotFound,
+    CrossAccountRole,
+    IrsaAndPodIdentity,
+    AssociationWithoutServiceAccount,
+    StalePodCredentials,
+    HandSetCredentials,
+    NoWorkloadIdentity,
+    TrustPolicyMismatch,
+    WildcardTrust,
+    PodIdentityAgentMissing,
+    AccessDenied,
+    LastAccessedFailed,
+}
+
+impl ProblemCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::MalformedRoleArn => "malformed-role-arn",
+            ProblemCode::RoleNotFound => "role-not-found",
+            ProblemCode::CrossAccountRole => "cross-account-role",
+            ProblemCode::IrsaAndPodIdentity => "irsa-and-pod-identity",
+            ProblemCode::AssociationWithoutServiceAccount => "association-without-service-account",
+            ProblemCode::StalePodCredentials => "stale-pod-credentials",
+            ProblemCode::HandSetCredentials => "hand-set-credentials",
+            ProblemCode::NoWorkloadIdentity => "no-workload-identity",
+            ProblemCode::TrustPolicyMismatch => "trust-policy-mismatch",
+            ProblemCode::WildcardTrust => "wildcard-trust",
+            ProblemCode::PodIdentityAgentMissing => "pod-identity-agent-missing",
+            ProblemCode::AccessDenied => "access-denied",
+            ProblemCode::LastAccessedFailed => "last-accessed-failed",
+        }
+    }
+}
+
+/// Something wrong, naming the object and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub code: ProblemCode,
+    pub namespace: Option<String>,
+    /// `Kind/name`, e.g. `Deployment/web` or `ServiceAccount/api`.
+    pub object: String,
+    pub message: String,
+}
+
+impl Problem {
+    /// The order problems are listed in: by namespace, object, then code.
+    pub fn sort_key(&self) -> (&Option<String>, &str, ProblemCode) {
+        (&self.namespace, &self.object, self.code)
+    }
+}
+
+/// One (namespace, service account, role, source) binding and who runs under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Binding {
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    pub source: Source,
+    pub target_role_arn: Option<String>,
+    /// False where the other mechanism wins for this service account's pods.
+    pub effective: bool,
+    pub workloads: Vec<Workload>,
+    pub pods: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// IRSA token audience (`-o wide` only; not part of the JSON contract).
+    #[serde(skip)]
+    pub audience: Option<String>,
+    /// IRSA token expiration in seconds (`-o wide` only; not part of the JSON contract).
+    #[serde(skip)]
+    pub token_expiration: Option<String>,
+}
+
+/// The `list` and `who-uses` document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingList {
+    pub api_version: String,
+    pub kind: String,
+    pub cluster: Option<String>,
+    pub items: Vec<Binding>,
+    /// Problems that belong to no single binding (workloads without identity, a missing agent...).
+    pub problems: Vec<Problem>,
+}
