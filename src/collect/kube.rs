@@ -303,8 +303,11 @@ pub async fn pod_identity_agent(client: &kube::Client) -> Result<AgentStatus, Ku
     let api: kube::Api<DaemonSet> = kube::Api::namespaced(client.clone(), "kube-system");
     let what = format!("get daemonset kube-system/{POD_IDENTITY_AGENT}");
     let ds = api.get_opt(POD_IDENTITY_AGENT).await.map_err(|source| KubeError { what, source })?;
-    Ok(match ds.and_then(|d| d.status) {
-        Some(s) => AgentStatus { found: true, desired: s.desired_number_scheduled, ready: s.number_ready },
+    Ok(match ds {
+        Some(d) => {
+            let status = d.status.unwrap_or_default();
+            AgentStatus { found: true, desired: status.desired_number_scheduled, ready: status.number_ready }
+        }
         None => AgentStatus { found: false, desired: 0, ready: 0 },
     })
 }

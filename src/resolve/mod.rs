@@ -84,3 +84,6 @@ pub fn who_uses(mut list: BindingList, query: &RoleQuery) -> BindingList {
     list.problems.clear();
     list
 }
+
+#[cfg(test)]
+mod tests;
