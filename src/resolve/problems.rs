@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::bindings::{Expected, Key, Resolved, annotated_role};
 use crate::arn::RoleArn;
+use crate::collect::kube::POD_IDENTITY_AGENT;
 use crate::model::{Problem, ProblemCode, Source, Workload};
 
 /// A problem and the binding it belongs to, if any.
@@ -213,7 +214,11 @@ pub fn no_workload_identity<'a>(r: &Resolved<'a>) -> Vec<Finding<'a>> {
     for v in &r.pods {
         let (ns, sa) = (v.pod.namespace.as_str(), v.pod.service_account.as_str());
         // Fargate pods have no IMDS, so no fallback role; pods with a binding they missed are stale, not unbound.
-        if v.pod.fargate || !v.creds.is_none() || r.expected(ns, sa) != Expected::Nothing {
+        // Pods with static keys in env use those, not the node role (hand-set-credentials covers them), and
+        // the Pod Identity agent runs on the node role by design.
+        let static_keys = !v.creds.static_keys.is_empty();
+        let agent = ns == "kube-system" && v.workload.kind == "DaemonSet" && v.workload.name == POD_IDENTITY_AGENT;
+        if v.pod.fargate || static_keys || agent || !v.creds.is_none() || r.expected(ns, sa) != Expected::Nothing {
             continue;
         }
         let t = tally.entry((ns, v.workload.clone())).or_default();
