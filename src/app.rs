@@ -28,7 +28,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             print(&cli, |out, paint| match cli.output.output {
-                Format::Table | Format::Wide => render::binding_table(out, &list, cli.output.output == Format::Wide, paint),
+                Format::Table | Format::Wide => {
+                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)
+                }
                 f => render::document(out, &list, f),
             })
         }
@@ -44,7 +46,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             print(&cli, |out, paint| match cli.output.output {
-                Format::Table | Format::Wide => render::binding_table(out, &list, cli.output.output == Format::Wide, paint),
+                Format::Table | Format::Wide => {
+                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)
+                }
                 f => render::document(out, &list, f),
             })
         }

@@ -24,14 +24,9 @@ impl FromStr for RoleArn {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |why| ArnError(s.to_string(), why);
         let mut parts = s.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(err("it does not have the six colon-separated parts of an ARN"));
         };
         if !partition.starts_with("aws") {

@@ -107,8 +107,18 @@ mod tests {
     #[test]
     fn equality_existence_and_sets() {
         let l = labels(&[("app", "api"), ("tier", "web"), ("app.kubernetes.io/part-of", "shop")]);
-        let yes = ["app=api", "app==api", "tier!=db", "app in (api, worker)", "tier notin (db)", "app", "!missing",
-            "app=api,tier=web", "app.kubernetes.io/part-of=shop", ""];
+        let yes = [
+            "app=api",
+            "app==api",
+            "tier!=db",
+            "app in (api, worker)",
+            "tier notin (db)",
+            "app",
+            "!missing",
+            "app=api,tier=web",
+            "app.kubernetes.io/part-of=shop",
+            "",
+        ];
         for s in yes {
             assert!(LabelSelector::parse(s).unwrap().matches(&l), "{s}");
         }

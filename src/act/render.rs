@@ -28,7 +28,11 @@ pub fn document<T: Serialize>(out: &mut dyn Write, doc: &T, format: Format) -> i
 fn severity_paint(code: ProblemCode, paint: Paint, text: &str) -> String {
     use ProblemCode::*;
     match code {
-        MalformedRoleArn | RoleNotFound | TrustPolicyMismatch | PodIdentityAgentMissing | StalePodCredentials
+        MalformedRoleArn
+        | RoleNotFound
+        | TrustPolicyMismatch
+        | PodIdentityAgentMissing
+        | StalePodCredentials
         | AccessDenied => paint.bad(text),
         CrossAccountRole | NoWorkloadIdentity => paint.dim(text),
         _ => paint.warn(text),

@@ -59,9 +59,8 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
     }
     let hint = infer_cluster(&kubeconfig, &context);
     let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| bad_kubeconfig(&source, e))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| bad_kubeconfig(&source, e))?;
     Ok(KubeTarget { config, hint, source: format!("context {context:?} of {source}") })
 }
 
@@ -218,7 +217,10 @@ users:
 "#,
         );
         let prod = infer_cluster(&kc, "prod");
-        assert_eq!((prod.name.as_deref(), prod.region.as_deref(), prod.account), (Some("staging"), Some("us-east-2"), None));
+        assert_eq!(
+            (prod.name.as_deref(), prod.region.as_deref(), prod.account),
+            (Some("staging"), Some("us-east-2"), None)
+        );
         assert_eq!(infer_cluster(&kc, "iam-auth").name.as_deref(), Some("legacy"));
         assert_eq!(infer_cluster(&kc, "kind"), ClusterHint::default());
     }

@@ -17,7 +17,10 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> String {
     match e.code() {
         Some("AccessDeniedException") => {
-            format!("not allowed to call eks:{action} ({}); grant it to the AWS identity in use", e.message().unwrap_or("access denied"))
+            format!(
+                "not allowed to call eks:{action} ({}); grant it to the AWS identity in use",
+                e.message().unwrap_or("access denied")
+            )
         }
         _ => format!("eks:{action} failed: {}", DisplayErrorContext(e)),
     }
@@ -42,13 +45,15 @@ pub async fn describe_cluster(client: &Client, info: &mut ClusterInfo, warnings:
                 if let Some(account) = cluster.arn().and_then(|arn| arn.split(':').nth(4)) {
                     info.account = Some(account.to_string());
                 }
-                info.oidc_issuer = cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()).map(str::to_string);
+                info.oidc_issuer =
+                    cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()).map(str::to_string);
             }
             Ok(())
         }
         Err(e) if e.code() == Some("ResourceNotFoundException") => Err(unknown_cluster(&name, &region)),
         Err(e) => {
-            warnings.push(format!("cannot read the cluster's account and OIDC issuer: {}", explain(&e, "DescribeCluster")));
+            warnings
+                .push(format!("cannot read the cluster's account and OIDC issuer: {}", explain(&e, "DescribeCluster")));
             Ok(())
         }
     }

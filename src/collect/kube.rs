@@ -53,8 +53,12 @@ impl KubeError {
                  aws sso login, or check the exec plugin in the kubeconfig)",
                 s.message
             ),
-            kube::Error::Api(s) => format!("failed to {what}: the API server answered {} {} ({})", s.code, s.reason, s.message),
-            kube::Error::Auth(e) => format!("cannot authenticate to {server} to {what}: {e}; check the kubeconfig user"),
+            kube::Error::Api(s) => {
+                format!("failed to {what}: the API server answered {} {} ({})", s.code, s.reason, s.message)
+            }
+            kube::Error::Auth(e) => {
+                format!("cannot authenticate to {server} to {what}: {e}; check the kubeconfig user")
+            }
             e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => format!(
                 "cannot reach the Kubernetes API server at {server} to {what}: {}; check the context and that the \
                  cluster is reachable",
@@ -269,12 +273,19 @@ struct RawObject {
 }
 
 /// Pods in scope, matching the label selector.
-pub async fn pods(client: &kube::Client, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<PodInfo>, KubeError> {
+pub async fn pods(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<PodInfo>, KubeError> {
     list_all::<Pod, RawPod, _>(client, namespace, selector, |p| Some(slim_pod(p))).await
 }
 
 /// Service accounts in scope, keeping only their `eks.amazonaws.com/` annotations.
-pub async fn service_accounts(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<ServiceAccountInfo>, KubeError> {
+pub async fn service_accounts(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<Vec<ServiceAccountInfo>, KubeError> {
     list_all::<ServiceAccount, RawObject, _>(client, namespace, None, |o| {
         let m = o.metadata;
         let annotations = m.annotations.into_iter().filter(|(k, _)| k.starts_with("eks.amazonaws.com/")).collect();
@@ -288,7 +299,12 @@ pub async fn owners(client: &kube::Client, namespace: Option<&str>) -> Vec<Resul
     fn keep(kind: &'static str) -> impl FnMut(RawObject) -> Option<OwnerInfo> {
         move |mut o: RawObject| {
             let owner = o.metadata.owner()?;
-            Some(OwnerInfo { kind: kind.to_string(), namespace: o.metadata.namespace, name: o.metadata.name, owner: Some(owner) })
+            Some(OwnerInfo {
+                kind: kind.to_string(),
+                namespace: o.metadata.namespace,
+                name: o.metadata.name,
+                owner: Some(owner),
+            })
         }
     }
     let (rs, jobs) = tokio::join!(

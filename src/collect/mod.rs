@@ -73,7 +73,8 @@ async fn pod_identity(
     namespace: Option<&str>,
     warnings: &mut Vec<String>,
 ) -> Result<PodIdentityData> {
-    let skipped = |reason: String| Ok(PodIdentityData { collected: false, skipped_reason: Some(reason), associations: vec![] });
+    let skipped =
+        |reason: String| Ok(PodIdentityData { collected: false, skipped_reason: Some(reason), associations: vec![] });
     let Some(name) = cluster.name.clone() else {
         return skipped("no EKS cluster name: the kubeconfig context is not an EKS one; pass --cluster NAME".into());
     };

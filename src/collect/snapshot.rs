@@ -10,8 +10,8 @@ use crate::{Error, Result};
 /// Reads a snapshot file written by `kubectl iam-roles snapshot` (JSON, or YAML with `-o yaml`).
 pub fn read(path: &Path) -> Result<Snapshot> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Snapshot(format!("cannot read snapshot {shown}: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::Snapshot(format!("cannot read snapshot {shown}: {e}")))?;
     let parsed = if text.trim_start().starts_with('{') {
         serde_json::from_str::<Snapshot>(&text).map_err(|e| e.to_string())
     } else {

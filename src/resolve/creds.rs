@@ -40,15 +40,14 @@ pub fn pod_creds<'a>(pod: &'a PodInfo, annotated_role: Option<&str>) -> PodCreds
     let mut creds = PodCreds::default();
     let mut roles: Vec<&'a str> = Vec::new();
     for c in &pod.containers {
-        let role = c.env.get(ROLE_ARN_ENV).and_then(|v| v.as_deref());
-        match role {
-            Some(role) if c.env.contains_key(TOKEN_FILE_ENV) => {
-                if !roles.contains(&role) {
-                    roles.push(role);
-                }
+        let web_identity =
+            c.env.get(ROLE_ARN_ENV).and_then(|v| v.as_deref()).filter(|_| c.env.contains_key(TOKEN_FILE_ENV));
+        if let Some(role) = web_identity {
+            if !roles.contains(&role) {
+                roles.push(role);
             }
-            _ if c.env.contains_key(CONTAINER_CREDS_ENV) => creds.pod_identity = true,
-            _ => {}
+        } else if c.env.contains_key(CONTAINER_CREDS_ENV) {
+            creds.pod_identity = true;
         }
         if c.env.contains_key(STATIC_KEY_ENV) {
             creds.static_keys.push(&c.name);
@@ -57,10 +56,7 @@ pub fn pod_creds<'a>(pod: &'a PodInfo, annotated_role: Option<&str>) -> PodCreds
     let disagree = roles.len() > 1;
     creds.irsa = roles
         .into_iter()
-        .map(|role| IrsaUse {
-            role,
-            hand_set: !pod.irsa_token_volume || (disagree && Some(role) != annotated_role),
-        })
+        .map(|role| IrsaUse { role, hand_set: !pod.irsa_token_volume || (disagree && Some(role) != annotated_role) })
         .collect();
     creds
 }
@@ -97,7 +93,13 @@ mod tests {
 
     #[test]
     fn webhook_injected_irsa() {
-        let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:a"), TOKEN]), container("side", &[(ROLE_ARN_ENV, "arn:a"), TOKEN])], true);
+        let p = pod(
+            vec![
+                container("app", &[(ROLE_ARN_ENV, "arn:a"), TOKEN]),
+                container("side", &[(ROLE_ARN_ENV, "arn:a"), TOKEN]),
+            ],
+            true,
+        );
         let c = pod_creds(&p, Some("arn:a"));
         assert_eq!(c.irsa, vec![IrsaUse { role: "arn:a", hand_set: false }]);
         assert!(!c.pod_identity && !c.is_none());
@@ -119,7 +121,13 @@ mod tests {
         let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:x"), TOKEN])], false);
         assert!(pod_creds(&p, None).irsa[0].hand_set);
         // Webhook injected, but one container kept its own value.
-        let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:a"), TOKEN]), container("tool", &[(ROLE_ARN_ENV, "arn:x"), TOKEN])], true);
+        let p = pod(
+            vec![
+                container("app", &[(ROLE_ARN_ENV, "arn:a"), TOKEN]),
+                container("tool", &[(ROLE_ARN_ENV, "arn:x"), TOKEN]),
+            ],
+            true,
+        );
         let c = pod_creds(&p, Some("arn:a"));
         assert_eq!(c.irsa, vec![IrsaUse { role: "arn:a", hand_set: false }, IrsaUse { role: "arn:x", hand_set: true }]);
     }

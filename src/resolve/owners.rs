@@ -26,7 +26,8 @@ impl<'a> OwnerIndex<'a> {
             return Workload { kind: "Pod".to_string(), name: pod.name.clone() };
         };
         if matches!(owner.kind.as_str(), "ReplicaSet" | "Job")
-            && let Some(Some(parent)) = self.owners.get(&(owner.kind.as_str(), pod.namespace.as_str(), owner.name.as_str()))
+            && let Some(Some(parent)) =
+                self.owners.get(&(owner.kind.as_str(), pod.namespace.as_str(), owner.name.as_str()))
         {
             return Workload { kind: parent.kind.clone(), name: parent.name.clone() };
         }

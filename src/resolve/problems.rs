@@ -125,7 +125,10 @@ pub fn association_without_service_account<'a>(r: &Resolved<'a>) -> Vec<Finding<
             assoc.association_id
         );
         let key = (ns, sa, assoc.role_arn.as_str(), Source::PodIdentity);
-        out.push((Some(key), problem(ProblemCode::AssociationWithoutServiceAccount, ns, format!("ServiceAccount/{sa}"), msg)));
+        out.push((
+            Some(key),
+            problem(ProblemCode::AssociationWithoutServiceAccount, ns, format!("ServiceAccount/{sa}"), msg),
+        ));
     }
     out
 }
@@ -157,7 +160,8 @@ pub fn stale_pod_credentials<'a>(r: &Resolved<'a>) -> Vec<Finding<'a>> {
         for used in v.creds.irsa.iter().filter(|u| !u.hand_set) {
             if expected != Expected::Irsa(used.role) {
                 let detail = format!("still run as IRSA role {} but service account {sa} now {now}", used.role);
-                *tally.entry((Some((ns, sa, used.role, Source::Irsa)), ns, v.workload.clone(), detail)).or_default() += 1;
+                *tally.entry((Some((ns, sa, used.role, Source::Irsa)), ns, v.workload.clone(), detail)).or_default() +=
+                    1;
             }
         }
         if v.creds.pod_identity && r.snap.pod_identity.collected && !r.associations.contains_key(&(ns, sa)) {
@@ -173,7 +177,10 @@ pub fn stale_pod_credentials<'a>(r: &Resolved<'a>) -> Vec<Finding<'a>> {
     tally
         .into_iter()
         .map(|((key, ns, w, detail), n)| {
-            let msg = format!("{n} pod(s) of {w} {detail}; restart them to pick up the current binding: {}", restart_hint(ns, &w));
+            let msg = format!(
+                "{n} pod(s) of {w} {detail}; restart them to pick up the current binding: {}",
+                restart_hint(ns, &w)
+            );
             (key, problem(ProblemCode::StalePodCredentials, ns, w.to_string(), msg))
         })
         .collect()
@@ -256,5 +263,8 @@ pub fn pod_identity_agent_missing<'a>(r: &Resolved<'a>) -> Vec<Finding<'a>> {
          credentials; install the add-on: aws eks create-addon --cluster-name {} --addon-name eks-pod-identity-agent",
         r.cluster_name()
     );
-    vec![(None, problem(ProblemCode::PodIdentityAgentMissing, "kube-system", "DaemonSet/eks-pod-identity-agent".into(), msg))]
+    vec![(
+        None,
+        problem(ProblemCode::PodIdentityAgentMissing, "kube-system", "DaemonSet/eks-pod-identity-agent".into(), msg),
+    )]
 }

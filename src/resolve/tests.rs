@@ -33,7 +33,9 @@ enum Env<'a> {
 
 fn pod(s: &mut Snapshot, ns: &str, name: &str, sa: &str, rs: &str, env: Env) {
     let vars: Vec<(&str, &str)> = match env {
-        Env::Irsa(role) => vec![(ROLE_ARN_ENV, role), (TOKEN_FILE_ENV, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")],
+        Env::Irsa(role) => {
+            vec![(ROLE_ARN_ENV, role), (TOKEN_FILE_ENV, "/var/run/secrets/eks.amazonaws.com/serviceaccount/token")]
+        }
         Env::PodIdentity => vec![(CONTAINER_CREDS_ENV, "http://169.254.170.23/v1/credentials")],
         Env::None => vec![],
     };
@@ -243,7 +245,8 @@ fn pod_identity_env_without_association_is_stale_only_when_associations_were_rea
     sa(&mut s, "data", "etl", None);
     pod(&mut s, "data", "etl-1", "etl", "etl-rs", Env::PodIdentity);
     assert_eq!(resolve(&s).problems[0].code, ProblemCode::StalePodCredentials);
-    s.pod_identity = PodIdentityData { collected: false, skipped_reason: Some("no credentials".into()), associations: vec![] };
+    s.pod_identity =
+        PodIdentityData { collected: false, skipped_reason: Some("no credentials".into()), associations: vec![] };
     assert!(resolve(&s).problems.is_empty());
 }
 
@@ -271,7 +274,17 @@ fn json_document_has_the_contract_shape() {
     keys.sort();
     assert_eq!(
         keys,
-        ["effective", "namespace", "pods", "problems", "roleArn", "serviceAccount", "source", "targetRoleArn", "workloads"]
+        [
+            "effective",
+            "namespace",
+            "pods",
+            "problems",
+            "roleArn",
+            "serviceAccount",
+            "source",
+            "targetRoleArn",
+            "workloads"
+        ]
     );
     assert!(item["targetRoleArn"].is_null());
     assert_eq!(item["source"], "irsa");

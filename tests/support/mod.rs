@@ -1,0 +1,10 @@
+//! Test support: fake servers speaking the real wire formats, fixture builders, and helpers to run the
+//! real binary. Mounted with `mod support;` by each integration test and by path from the benches.
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
+
+mod b64;
+pub mod cli;
+pub mod eks;
+pub mod fixtures;
+pub mod http_server;
+pub mod kube_api;
