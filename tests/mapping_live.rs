@@ -6,7 +6,7 @@ use serde_json::Value;
 use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile};
 use support::eks::{FakeEks, RunningEks};
 use support::fixtures::{daemon_set, pod, replica_set, service_account};
-use support::kube_api::{Fault, FakeKube, RunningKube};
+use support::kube_api::{FakeKube, Fault, RunningKube};
 
 const ACCOUNT: &str = "111122223333";
 const API_ROLE: &str = "arn:aws:iam::111122223333:role/payments-api";
@@ -101,7 +101,10 @@ fn maps_irsa_and_pod_identity_over_tls_with_an_exec_plugin() {
     assert_eq!(api["pods"], serde_json::json!(["api-5f6d7-0", "api-5f6d7-1", "api-5f6d7-2"]));
 
     let checkout = item(&doc, "checkout", "checkout");
-    assert_eq!((checkout["source"].as_str(), checkout["roleArn"].as_str()), (Some("pod-identity"), Some(CHECKOUT_ROLE)));
+    assert_eq!(
+        (checkout["source"].as_str(), checkout["roleArn"].as_str()),
+        (Some("pod-identity"), Some(CHECKOUT_ROLE))
+    );
     assert_eq!(checkout["pods"].as_array().unwrap().len(), 2);
     assert_eq!(codes(&doc["problems"]), vec!["no-workload-identity"]);
     assert_eq!(doc["problems"][0]["object"], "Deployment/web");
@@ -163,7 +166,7 @@ fn pages_every_list_and_never_asks_per_pod() {
 
     let pod_lists: Vec<_> = kube.requests().into_iter().filter(|r| r.path == "/api/v1/pods").collect();
     assert_eq!(pod_lists.len(), 3, "1208 pods in pages of 500");
-    assert!(pod_lists.iter().all(|r| r.query_param("limit").as_deref() == Some("500")));
+    assert!(pod_lists.iter().all(|r| r.query_param("limit") == Some("500")));
     assert!(pod_lists[0].query_param("continue").is_none());
     assert!(pod_lists[1..].iter().all(|r| r.query_param("continue").is_some()));
     let per_object = kube.requests().into_iter().filter(|r| r.path.contains("/pods/")).count();
@@ -179,10 +182,11 @@ fn label_selector_is_sent_to_the_server() {
     let out = Cmd::new().kubeconfig(&token_kubeconfig(&kube)).args(["-A", "-l", "app=checkout", "-o", "json"]).run();
     out.assert_code(0);
     let doc = out.json();
-    let sas: Vec<&str> = doc["items"].as_array().unwrap().iter().map(|i| i["serviceAccount"].as_str().unwrap()).collect();
+    let sas: Vec<&str> =
+        doc["items"].as_array().unwrap().iter().map(|i| i["serviceAccount"].as_str().unwrap()).collect();
     assert!(sas.is_empty(), "checkout is Pod Identity and no cluster is known: {doc:#}");
     let pods = kube.requests().into_iter().find(|r| r.path == "/api/v1/pods").unwrap();
-    assert_eq!(pods.query_param("labelSelector").as_deref(), Some("app=checkout"));
+    assert_eq!(pods.query_param("labelSelector"), Some("app=checkout"));
 
     let out = Cmd::new().kubeconfig(&token_kubeconfig(&kube)).args(["-A", "-l", "app in (api)", "-o", "json"]).run();
     let doc = out.json();
@@ -208,7 +212,12 @@ fn retries_throttling_and_server_errors() {
 fn lists_again_when_the_continue_token_expires() {
     let kube = shop();
     for i in 0..600 {
-        kube.add(pod("bulk", &format!("p-{i:04}")).service_account("bulk").irsa("arn:aws:iam::111122223333:role/bulk").build());
+        kube.add(
+            pod("bulk", &format!("p-{i:04}"))
+                .service_account("bulk")
+                .irsa("arn:aws:iam::111122223333:role/bulk")
+                .build(),
+        );
     }
     kube.fault(Fault::new("/api/v1/pods", 410).once().with_continue());
     let kube = kube.start();
@@ -313,7 +322,13 @@ fn pages_associations_and_survives_describe_faults() {
     let kube = shop().start();
     let eks = eks_for_shop();
     for i in 0..150 {
-        eks.add_association("prod", "batch", &format!("job-{i:03}"), &format!("arn:aws:iam::111122223333:role/job-{i:03}"), None);
+        eks.add_association(
+            "prod",
+            "batch",
+            &format!("job-{i:03}"),
+            &format!("arn:aws:iam::111122223333:role/job-{i:03}"),
+            None,
+        );
     }
     let broken = eks.add_association("prod", "batch", "broken", "arn:aws:iam::111122223333:role/broken", None);
     eks.fault(Fault::new("/pod-identity-associations/a-", 429).times(3));
@@ -368,7 +383,11 @@ fn broken_snapshots_are_clear_errors() {
     let home = cmd.home().to_path_buf();
     let cases = [
         ("truncated.json", "{\"apiVersion\": \"iam-roles/v1\", \"kind\": \"Snapshot\",", "is not a valid snapshot"),
-        ("other.json", r#"{"apiVersion":"iam-roles/v1","kind":"BindingList","items":[],"problems":[]}"#, "is not a valid snapshot"),
+        (
+            "other.json",
+            r#"{"apiVersion":"iam-roles/v1","kind":"BindingList","items":[],"problems":[]}"#,
+            "is not a valid snapshot",
+        ),
         ("garbage.yaml", "- just\n- a list\n", "is not a valid snapshot"),
     ];
     for (name, text, expected) in cases {
@@ -388,7 +407,8 @@ fn broken_snapshots_are_clear_errors() {
 fn usage_errors_exit_2() {
     let out = Cmd::new().args(["-o", "csv"]).run();
     out.assert_code(2);
-    let out = Cmd::new().args(["--snapshot", "examples/demo-snapshot.json", "who-uses", "arn:aws:iam::12:role/x"]).run();
+    let out =
+        Cmd::new().args(["--snapshot", "examples/demo-snapshot.json", "who-uses", "arn:aws:iam::12:role/x"]).run();
     out.assert_code(2);
     assert!(out.stderr.contains("12 digits"), "{out}");
     let out = Cmd::new().args(["--snapshot", "examples/demo-snapshot.json", "-l", "a in b"]).run();
