@@ -139,13 +139,19 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn bench_resolve(size: &Size) {
-    let snap = synthetic_snapshot(size);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("snap.json");
-    std::fs::write(&path, serde_json::to_vec(&snap).expect("serialise")).expect("write snapshot");
+fn bench_resolve(size: &Size, quick: bool) {
+    // Kept under target/ so the same input can be profiled by hand afterwards. A child process writes it,
+    // so this process stays small: a spawned child's peak RSS counts its parent's pages until exec.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-snapshot.json");
+    let mut writer = Command::new(std::env::current_exe().expect("bench path"));
+    writer.arg("--write-snapshot").arg(&path);
+    if quick {
+        writer.arg("--quick");
+    }
+    assert!(writer.status().expect("run snapshot writer").success());
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let path_str = path.to_str().expect("utf-8 path");
+    let (binary, rss) = best_of(3, || run_binary(&["--snapshot", path_str, "-o", "json"]));
 
     let (parse_only, _) = best_of(5, || {
         let start = Instant::now();
@@ -160,8 +166,6 @@ fn bench_resolve(size: &Size) {
         let list = kubectl_iam_roles::resolve::resolve(&snap);
         (start.elapsed(), list.items.len())
     });
-    let (binary, rss) = best_of(3, || run_binary(&["--snapshot", path_str, "-o", "json"]));
-
     println!(
         "== resolve from a snapshot ({} pods, {} service accounts, {} associations; {:.1} MB file)",
         size.pods,
@@ -181,9 +185,9 @@ fn bench_resolve(size: &Size) {
     );
 }
 
-/// Every list page the collector will ask for, rendered once, so the server costs only a lookup and
-/// the comparison measures the client, not the fake.
-fn prerendered_pages(size: &Size) -> HashMap<(String, String), Vec<u8>> {
+/// The synthetic cluster as Kubernetes JSON, the way the fixtures write objects: pods, service
+/// accounts and ReplicaSets.
+fn cluster_objects(size: &Size) -> [Vec<Value>; 3] {
     use support::fixtures::{pod, replica_set, service_account};
     let pods_per_sa = size.pods / size.service_accounts;
     let (mut pods, mut sas, mut rss) = (Vec::new(), Vec::new(), Vec::new());
@@ -208,6 +212,13 @@ fn prerendered_pages(size: &Size) -> HashMap<(String, String), Vec<u8>> {
             pods.push(b.build());
         }
     }
+    [pods, sas, rss]
+}
+
+/// Every list page the collector will ask for, rendered once, so the server costs only a lookup: the
+/// strictest comparison, since a real API server encodes every page it sends.
+fn prerendered_pages(size: &Size) -> HashMap<(String, String), Vec<u8>> {
+    let [pods, sas, rss] = cluster_objects(size);
     let mut pages = HashMap::new();
     for (path, kind, api_version, items) in [
         ("/api/v1/pods", "PodList", "v1", pods),
@@ -255,8 +266,9 @@ async fn raw_lists(client: &kube::Client) -> usize {
 
 fn bench_collect(size: &Size) {
     let pages = Arc::new(prerendered_pages(size));
+    let page_count = pages.len();
     let served = pages.clone();
-    let server = support::http_server::serve(Arc::new(move |req: support::http_server::Request| {
+    let prerendered = support::http_server::serve(Arc::new(move |req: support::http_server::Request| {
         let token = req.query_param("continue").unwrap_or_default();
         match served.get(&(req.path.clone(), token)) {
             Some(body) => support::http_server::Response {
@@ -268,12 +280,23 @@ fn bench_collect(size: &Size) {
             None => support::http_server::Response::json(404, &json!({"kind": "Status", "code": 404})),
         }
     }));
+    let fake = support::kube_api::FakeKube::new();
+    for objects in cluster_objects(size) {
+        fake.add_all(objects);
+    }
+    let stateful = fake.start();
+    println!("== collect from an API server ({page_count} list pages)");
+    measure_collect(&stateful.url(), "the stateful fake API server (encodes every page)", size);
+    measure_collect(&prerendered.url(), "pre-rendered pages (no server work: the strict bound)", size);
+}
+
+fn measure_collect(url: &str, label: &str, size: &Size) {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     let yaml = format!(
         "apiVersion: v1\nkind: Config\ncurrent-context: bench\nclusters: [{{name: bench, cluster: {{server: '{}'}}}}]\n\
          users: [{{name: bench, user: {{token: t}}}}]\ncontexts: [{{name: bench, context: {{cluster: bench, user: bench}}}}]\n",
-        server.url()
+        url
     );
     std::fs::write(&kubeconfig, yaml).expect("write kubeconfig");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -297,7 +320,7 @@ fn bench_collect(size: &Size) {
     });
     assert_eq!(pods, size.pods, "collected every pod");
     let overhead = (ours.as_secs_f64() / raw.as_secs_f64() - 1.0) * 100.0;
-    println!("== collect from the API server ({} pages, {:.1} MB of list JSON)", pages.len(), bytes as f64 / 1e6);
+    println!("   {label}: {:.1} MB of list JSON", bytes as f64 / 1e6);
     println!("   raw paged list requests       {:>8.1} ms", ms(raw));
     println!(
         "   collect + resolve             {:>8.1} ms  (overhead {overhead:+.0}% of the raw transfer; target < 20%)",
@@ -307,12 +330,20 @@ fn bench_collect(size: &Size) {
 
 fn main() {
     kubectl_iam_roles::install_crypto_provider();
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let size = if quick {
         Size { pods: 5_000, service_accounts: 500, associations: 100 }
     } else {
         Size { pods: 50_000, service_accounts: 5_000, associations: 1_000 }
     };
-    bench_resolve(&size);
-    bench_collect(&size);
+    if let Some(i) = args.iter().position(|a| a == "--write-snapshot") {
+        let snap = synthetic_snapshot(&size);
+        std::fs::write(&args[i + 1], serde_json::to_vec(&snap).expect("serialise")).expect("write snapshot");
+        return;
+    }
+    bench_resolve(&size, quick);
+    if !args.iter().any(|a| a == "--resolve") {
+        bench_collect(&size);
+    }
 }
