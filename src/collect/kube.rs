@@ -3,7 +3,8 @@
 //! Lists are requested through kube's request builder and deserialised into the few fields we keep,
 //! not into full k8s-openapi objects: a 50,000-pod cluster then costs a parse, not a copy of every pod.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -13,7 +14,6 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::ListParams;
 use kube::core::Request;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::model::{AgentStatus, ContainerInfo, OwnerInfo, OwnerRef, PodInfo, ServiceAccountInfo};
 
@@ -95,7 +95,6 @@ fn retryable(e: &kube::Error) -> bool {
 
 #[derive(Deserialize)]
 struct List<T> {
-    metadata: ListMeta,
     #[serde(default = "Vec::new")]
     items: Vec<T>,
 }
@@ -106,20 +105,49 @@ struct ListMeta {
     continue_token: Option<String>,
 }
 
-/// Lists every object of kind `K` in scope, page by page, keeping what `keep` returns for each item.
-async fn list_all<K, T, U>(
+/// The continue token of a list page, read without parsing the items: the API server writes `metadata`
+/// before `items`, so it is a short parse from the first `"metadata"` key. Other orders get a full parse.
+fn continue_token(text: &str) -> Result<Option<String>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct OnlyMeta {
+        metadata: ListMeta,
+    }
+    let meta = match (text.find("\"metadata\""), text.find("\"items\"")) {
+        (Some(m), Some(i)) if m < i => {
+            let after_key = text[m + "\"metadata\"".len()..].trim_start();
+            let value = after_key.strip_prefix(':').unwrap_or(after_key);
+            // Reads one value and stops; the rest of the page is parsed on the blocking pool.
+            ListMeta::deserialize(&mut serde_json::Deserializer::from_str(value))?
+        }
+        _ => serde_json::from_str::<OnlyMeta>(text)?.metadata,
+    };
+    Ok(meta.continue_token.filter(|t| !t.is_empty()))
+}
+
+/// Parses one page's items into what we keep.
+type ParsePage<U> = fn(&str) -> serde_json::Result<Vec<U>>;
+
+/// Pages parsed at once while the next ones download: overlaps transfer with parsing and uses every
+/// core, with memory bounded to a few pages.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// Lists every object of kind `K` in scope, page by page. Each page is parsed on the blocking pool while
+/// the next one is fetched.
+async fn list_all<K, U>(
     client: &kube::Client,
     namespace: Option<&str>,
     selector: Option<&str>,
-    mut keep: impl FnMut(T) -> Option<U>,
+    parse: ParsePage<U>,
 ) -> Result<Vec<U>, KubeError>
 where
     K: kube::Resource<DynamicType = ()>,
-    T: DeserializeOwned,
+    U: Send + 'static,
 {
     let what = format!("list {} {}", K::plural(&()), scope_text(namespace));
+    let error = |source| KubeError { what: what.clone(), source };
     let request = Request::new(K::url_path(&(), namespace));
     let mut out = Vec::new();
+    let mut parsing = VecDeque::new();
     let mut token: Option<String> = None;
     let mut relists = 0;
     loop {
@@ -131,16 +159,21 @@ where
         };
         let fetch = || async {
             let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
-            client.request::<List<T>>(req).await
+            client.request_text(req).await
         };
         let page = fetch
             .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(5))
             .when(retryable)
             .await;
         match page {
-            Ok(page) => {
-                out.extend(page.items.into_iter().filter_map(&mut keep));
-                token = page.metadata.continue_token.filter(|t| !t.is_empty());
+            Ok(text) => {
+                token = continue_token(&text).map_err(|e| error(kube::Error::SerdeError(e)))?;
+                parsing.push_back(tokio::task::spawn_blocking(move || parse(&text)));
+                while parsing.len() >= PAGES_IN_FLIGHT || (token.is_none() && !parsing.is_empty()) {
+                    if let Some(next) = parsing.pop_front() {
+                        out.extend(joined(next.await).map_err(error)?);
+                    }
+                }
                 if token.is_none() {
                     return Ok(out);
                 }
@@ -150,13 +183,25 @@ where
             Err(kube::Error::Api(s)) if s.code == 410 && token.is_some() && relists < MAX_RELISTS => {
                 relists += 1;
                 tracing::debug!("continue token expired while listing; listing again from the start");
+                parsing.drain(..).for_each(|task| task.abort());
                 out.clear();
                 token = None;
             }
-            Err(source) => return Err(KubeError { what, source }),
+            Err(source) => return Err(error(source)),
         }
     }
 }
+
+/// A finished page parse, with a panic or cancellation turned into an error.
+fn joined<U>(result: Result<serde_json::Result<Vec<U>>, tokio::task::JoinError>) -> Result<Vec<U>, kube::Error> {
+    match result {
+        Ok(parsed) => parsed.map_err(kube::Error::SerdeError),
+        Err(e) => Err(kube::Error::Service(Box::new(e))),
+    }
+}
+
+// The raw shapes borrow from the page text where they can: most of a pod is read and dropped, and
+// borrowing saves an allocation for every env var and volume name that is not kept.
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,9 +212,17 @@ struct Meta {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
-    #[serde(default)]
     owner_references: Vec<RawOwnerRef>,
+}
+
+/// Service-account metadata: annotations instead of labels and owners.
+#[derive(Deserialize)]
+struct SaMeta {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 impl Meta {
@@ -191,26 +244,27 @@ struct RawOwnerRef {
 }
 
 #[derive(Deserialize)]
-struct RawPod {
+struct RawPod<'a> {
     metadata: Meta,
-    #[serde(default)]
-    spec: RawPodSpec,
+    #[serde(default, borrow)]
+    spec: RawPodSpec<'a>,
     status: Option<RawPodStatus>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct RawPodSpec {
+struct RawPodSpec<'a> {
     service_account_name: Option<String>,
     #[serde(default)]
     host_network: bool,
-    scheduler_name: Option<String>,
-    #[serde(default)]
-    init_containers: Vec<RawContainer>,
-    #[serde(default)]
-    containers: Vec<RawContainer>,
-    #[serde(default)]
-    volumes: Vec<RawName>,
+    #[serde(borrow)]
+    scheduler_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    init_containers: Vec<RawContainer<'a>>,
+    #[serde(default, borrow)]
+    containers: Vec<RawContainer<'a>>,
+    #[serde(default, borrow)]
+    volumes: Vec<RawName<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -219,27 +273,35 @@ struct RawPodStatus {
 }
 
 #[derive(Deserialize)]
-struct RawContainer {
+struct RawContainer<'a> {
     name: String,
-    #[serde(default)]
-    env: Vec<RawEnv>,
+    #[serde(default, borrow)]
+    env: Vec<RawEnv<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawEnv {
-    name: String,
-    value: Option<String>,
+struct RawEnv<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct RawName {
-    name: String,
+struct RawName<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct RawObject<M> {
+    metadata: M,
 }
 
 const FARGATE_PROFILE_LABEL: &str = "eks.amazonaws.com/fargate-profile";
 const IRSA_TOKEN_VOLUME: &str = "aws-iam-token";
 
-fn slim_pod(raw: RawPod) -> PodInfo {
+fn slim_pod(raw: RawPod<'_>) -> PodInfo {
     let RawPod { mut metadata, spec, status } = raw;
     let owner = metadata.owner();
     let containers = spec
@@ -249,7 +311,12 @@ fn slim_pod(raw: RawPod) -> PodInfo {
         .map(|c| ContainerInfo {
             name: c.name,
             // Only AWS_* variables decide the identity; values from references are never resolved.
-            env: c.env.into_iter().filter(|e| e.name.starts_with("AWS_")).map(|e| (e.name, e.value)).collect(),
+            env: c
+                .env
+                .into_iter()
+                .filter(|e| e.name.starts_with("AWS_"))
+                .map(|e| (e.name.into_owned(), e.value.map(Cow::into_owned)))
+                .collect(),
         })
         .collect();
     PodInfo {
@@ -267,9 +334,40 @@ fn slim_pod(raw: RawPod) -> PodInfo {
     }
 }
 
-#[derive(Deserialize)]
-struct RawObject {
-    metadata: Meta,
+fn parse_pods(text: &str) -> serde_json::Result<Vec<PodInfo>> {
+    Ok(serde_json::from_str::<List<RawPod<'_>>>(text)?.items.into_iter().map(slim_pod).collect())
+}
+
+fn parse_service_accounts(text: &str) -> serde_json::Result<Vec<ServiceAccountInfo>> {
+    let list = serde_json::from_str::<List<RawObject<SaMeta>>>(text)?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| {
+            let m = o.metadata;
+            let annotations = m.annotations.into_iter().filter(|(k, _)| k.starts_with("eks.amazonaws.com/")).collect();
+            ServiceAccountInfo { namespace: m.namespace, name: m.name, annotations }
+        })
+        .collect())
+}
+
+/// ReplicaSets and Jobs with an owner: the only ones that change a pod's top level.
+fn parse_owned<const JOB: bool>(text: &str) -> serde_json::Result<Vec<OwnerInfo>> {
+    let kind = if JOB { "Job" } else { "ReplicaSet" };
+    let list = serde_json::from_str::<List<RawObject<Meta>>>(text)?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|mut o| {
+            let owner = o.metadata.owner()?;
+            Some(OwnerInfo {
+                kind: kind.to_string(),
+                namespace: o.metadata.namespace,
+                name: o.metadata.name,
+                owner: Some(owner),
+            })
+        })
+        .collect())
 }
 
 /// Pods in scope, matching the label selector.
@@ -278,7 +376,7 @@ pub async fn pods(
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> Result<Vec<PodInfo>, KubeError> {
-    list_all::<Pod, RawPod, _>(client, namespace, selector, |p| Some(slim_pod(p))).await
+    list_all::<Pod, _>(client, namespace, selector, parse_pods).await
 }
 
 /// Service accounts in scope, keeping only their `eks.amazonaws.com/` annotations.
@@ -286,30 +384,14 @@ pub async fn service_accounts(
     client: &kube::Client,
     namespace: Option<&str>,
 ) -> Result<Vec<ServiceAccountInfo>, KubeError> {
-    list_all::<ServiceAccount, RawObject, _>(client, namespace, None, |o| {
-        let m = o.metadata;
-        let annotations = m.annotations.into_iter().filter(|(k, _)| k.starts_with("eks.amazonaws.com/")).collect();
-        Some(ServiceAccountInfo { namespace: m.namespace, name: m.name, annotations })
-    })
-    .await
+    list_all::<ServiceAccount, _>(client, namespace, None, parse_service_accounts).await
 }
 
-/// ReplicaSets and Jobs in scope that have an owner (the only ones that change a pod's top level).
+/// ReplicaSets and Jobs in scope that have an owner.
 pub async fn owners(client: &kube::Client, namespace: Option<&str>) -> Vec<Result<Vec<OwnerInfo>, KubeError>> {
-    fn keep(kind: &'static str) -> impl FnMut(RawObject) -> Option<OwnerInfo> {
-        move |mut o: RawObject| {
-            let owner = o.metadata.owner()?;
-            Some(OwnerInfo {
-                kind: kind.to_string(),
-                namespace: o.metadata.namespace,
-                name: o.metadata.name,
-                owner: Some(owner),
-            })
-        }
-    }
     let (rs, jobs) = tokio::join!(
-        list_all::<ReplicaSet, RawObject, _>(client, namespace, None, keep("ReplicaSet")),
-        list_all::<Job, RawObject, _>(client, namespace, None, keep("Job")),
+        list_all::<ReplicaSet, _>(client, namespace, None, parse_owned::<false>),
+        list_all::<Job, _>(client, namespace, None, parse_owned::<true>),
     );
     vec![rs, jobs]
 }
@@ -326,4 +408,44 @@ pub async fn pod_identity_agent(client: &kube::Client) -> Result<AgentStatus, Ku
         }
         None => AgentStatus { found: false, desired: 0, ready: 0 },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_token_in_any_field_order() {
+        let go = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"abc"},"items":[{"metadata":{"name":"p"}}]}"#;
+        assert_eq!(continue_token(go).unwrap().as_deref(), Some("abc"));
+        let pretty = "{\n  \"metadata\" : {\n    \"continue\": \"x=\"\n  },\n  \"items\": []\n}";
+        assert_eq!(continue_token(pretty).unwrap().as_deref(), Some("x="));
+        // Items first: the first "metadata" key is an item's, so the whole page is read for the list's.
+        let sorted = r#"{"apiVersion":"v1","items":[{"metadata":{"name":"p","continue":"not-this"}}],"kind":"PodList","metadata":{"continue":"def"}}"#;
+        assert_eq!(continue_token(sorted).unwrap().as_deref(), Some("def"));
+        let last = r#"{"metadata":{"resourceVersion":"9","continue":""},"items":[]}"#;
+        assert_eq!(continue_token(last).unwrap(), None);
+        assert!(continue_token(r#"{"metadata":{"continue":"#).is_err());
+    }
+
+    #[test]
+    fn pods_keep_only_what_decides_identity() {
+        let page = r#"{"metadata":{},"items":[{"metadata":{"name":"p","namespace":"ns","labels":{"app":"a"},
+            "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"x\":1}"},
+            "ownerReferences":[{"kind":"Node","name":"n","controller":false},{"kind":"ReplicaSet","name":"rs","controller":true}]},
+            "spec":{"serviceAccountName":"sa","schedulerName":"fargate-scheduler","volumes":[{"name":"aws-iam-token"}],
+            "initContainers":[{"name":"init","env":[{"name":"AWS_ROLE_ARN","value":"arn:a"}]}],
+            "containers":[{"name":"app","env":[{"name":"PATH","value":"/bin"},{"name":"AWS_ACCESS_KEY_ID","valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}},
+            {"name":"AWS_REGION","value":"eu-\u0077est-1"}]}]},"status":{"phase":"Running"}}]}"#;
+        let pods = parse_pods(page).unwrap();
+        let p = &pods[0];
+        assert_eq!(p.owner, Some(OwnerRef { kind: "ReplicaSet".into(), name: "rs".into() }));
+        assert!(p.fargate && p.irsa_token_volume && !p.host_network);
+        assert_eq!(p.containers.len(), 2);
+        assert_eq!(p.containers[0].env.get("AWS_ROLE_ARN"), Some(&Some("arn:a".to_string())));
+        let app = &p.containers[1].env;
+        assert_eq!(app.keys().collect::<Vec<_>>(), ["AWS_ACCESS_KEY_ID", "AWS_REGION"]);
+        assert_eq!(app["AWS_ACCESS_KEY_ID"], None, "a value from a Secret is never read");
+        assert_eq!(app["AWS_REGION"].as_deref(), Some("eu-west-1"), "escaped strings are decoded");
+    }
 }

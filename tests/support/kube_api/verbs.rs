@@ -49,11 +49,14 @@ pub(super) fn list(st: &State, res: &Resource, ns: Option<&str>, req: &Request) 
             metadata["remainingItemCount"] = json!(matching.len() - page_len);
         }
     }
-    let body = json!({
-        "kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
-        "metadata": metadata, "items": items,
-    });
-    Response::json(200, &body)
+    // Field order as the real (Go) server writes it: metadata, with the continue token, before items.
+    let body = format!(
+        r#"{{"kind":{},"apiVersion":{},"metadata":{metadata},"items":{}}}"#,
+        json!(format!("{}List", res.kind)),
+        json!(res.api_version()),
+        Value::Array(items)
+    );
+    Response { body: body.into_bytes(), ..Response::json(200, &json!({})) }
 }
 
 /// Real lists leave `kind`/`apiVersion` off their items.
