@@ -286,11 +286,11 @@ fn bench_collect(size: &Size) {
     }
     let stateful = fake.start();
     println!("== collect from an API server ({page_count} list pages)");
-    measure_collect(&stateful.url(), "the stateful fake API server (encodes every page)", size);
-    measure_collect(&prerendered.url(), "pre-rendered pages (no server work: the strict bound)", size);
+    measure_collect(&stateful.url(), "the stateful fake API server (encodes every page)", size, 2);
+    measure_collect(&prerendered.url(), "pre-rendered pages (no server work: the strict bound)", size, 5);
 }
 
-fn measure_collect(url: &str, label: &str, size: &Size) {
+fn measure_collect(url: &str, label: &str, size: &Size, runs: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     let yaml = format!(
@@ -306,12 +306,12 @@ fn measure_collect(url: &str, label: &str, size: &Size) {
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
         kube::Client::try_from(config).expect("client")
     });
-    let (raw, bytes) = best_of(5, || {
+    let (raw, bytes) = best_of(runs, || {
         let start = Instant::now();
         let bytes = runtime.block_on(raw_lists(&client));
         (start.elapsed(), bytes)
     });
-    let (ours, pods) = best_of(5, || {
+    let (ours, pods) = best_of(runs, || {
         let start = Instant::now();
         let snap = runtime.block_on(collect::live(&kube_args, &AwsArgs::default())).expect("collect");
         let list = kubectl_iam_roles::resolve::resolve(&snap);

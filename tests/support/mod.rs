@@ -7,4 +7,6 @@ pub mod cli;
 pub mod eks;
 pub mod fixtures;
 pub mod http_server;
+pub mod iam;
 pub mod kube_api;
+pub mod sts;
