@@ -1,15 +1,20 @@
 //! Runs a parsed command line: collect, resolve, act.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::time::Duration;
 
 use clap::CommandFactory;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use jiff::Timestamp;
 
 use crate::act::paint::Paint;
 use crate::act::render;
-use crate::arn::RoleQuery;
-use crate::cli::{Cli, Command, Format};
-use crate::model::Snapshot;
-use crate::{Error, Result, collect, resolve};
+use crate::arn::{RoleArn, RoleQuery};
+use crate::cli::{Cli, Command, Format, IamArgs};
+use crate::collect::cache::{self, Cache};
+use crate::collect::iam::AuditSettings;
+use crate::model::{RoleReport, Snapshot};
+use crate::{Error, Result, audit, collect, resolve};
 
 /// Runs one command; the caller turns the result into an exit code.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -52,10 +57,38 @@ pub async fn run(cli: Cli) -> Result<()> {
                 f => render::document(out, &list, f),
             })
         }
-        Command::Snapshot => {
-            let snap = load(&cli).await?;
+        Command::Snapshot { iam } => {
+            let mut snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            let roles = audit::auditable(&list);
+            if !roles.is_empty() {
+                match last_accessed(&cli, &snap, &roles, iam).await {
+                    Ok(reports) => snap.last_accessed = reports,
+                    Err(e) => warn(&cli, &format!("last-accessed data is not recorded in the snapshot: {e}")),
+                }
+            }
             let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
             print(&cli, |out, _| render::document(out, &snap, format))
+        }
+        Command::Audit { unused_days, iam } => {
+            let snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            let (reports, now) = if cli.output.snapshot.is_some() {
+                (snap.last_accessed.clone(), snap.taken_at)
+            } else {
+                (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, Timestamp::now())
+            };
+            let report = audit::audit(&list, &reports, *unused_days, now);
+            if report.roles.is_empty() && is_table(&cli) {
+                eprintln!("No IAM roles are bound {}.", scope_text(&snap));
+                return Ok(());
+            }
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => {
+                    render::audit_table(out, &report, cli.output.output == Format::Wide, paint)
+                }
+                f => render::document(out, &report, f),
+            })
         }
     }
 }
@@ -89,6 +122,63 @@ async fn load(cli: &Cli) -> Result<Snapshot> {
         eprintln!("{} Pod Identity associations were not read: {reason}", paint.warn("warning:"));
     }
     Ok(snap)
+}
+
+fn warn(cli: &Cli, message: &str) {
+    eprintln!("{} {message}", Paint::stderr(cli.output.color).warn("warning:"));
+}
+
+/// Reads last-accessed reports live, with a progress bar on a terminal when it takes more than a moment.
+async fn last_accessed(cli: &Cli, snap: &Snapshot, roles: &[RoleArn], iam: &IamArgs) -> Result<Vec<RoleReport>> {
+    // IAM is global, but signing needs a region: the cluster's, else the partition's home region.
+    let region = snap.cluster.region.clone().or_else(|| cli.aws.region.clone());
+    let sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
+    let sdk = if sdk.region().is_none() {
+        collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await
+    } else {
+        sdk
+    };
+    let settings = AuditSettings {
+        granularity: iam.granularity,
+        concurrency: usize::from(iam.concurrency),
+        job_timeout: Duration::from_secs(iam.job_timeout),
+        refresh: iam.refresh,
+        cache: Cache::new(iam.cache_dir.as_deref(), cache::DEFAULT_TTL),
+        account_roles: iam.account_roles.iter().cloned().collect(),
+    };
+    let progress = Progress::start(roles.len() as u64);
+    let reports = collect::iam::reports(&sdk, roles, &settings, &|_| progress.bar.inc(1)).await;
+    progress.bar.finish_and_clear();
+    reports
+}
+
+/// A progress bar on stderr that appears only when stderr is a terminal and the work takes a moment.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn start(len: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} reading IAM last-accessed data {pos}/{len} roles {wide_bar} {elapsed}",
+        ) {
+            bar.set_style(style);
+        }
+        if std::io::stderr().is_terminal() {
+            let shown = bar.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Self::DELAY).await;
+                if !shown.is_finished() {
+                    shown.set_draw_target(ProgressDrawTarget::stderr());
+                    shown.enable_steady_tick(Duration::from_millis(120));
+                }
+            });
+        }
+        Progress { bar }
+    }
 }
 
 /// Writes to stdout through a buffer; a closed pipe surfaces as an I/O error the caller treats as success.

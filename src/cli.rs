@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::model::Granularity;
+
 /// Map Amazon EKS pods and service accounts to the IAM roles they run as (IRSA and EKS Pod Identity).
 ///
 /// With no subcommand, lists the bindings in scope (same as `list`).
@@ -30,13 +32,57 @@ pub enum Command {
         /// A role name (matched in any path and account), a role ARN, or an ARN with its path.
         role: String,
     },
-    /// Write everything collected as a snapshot document (JSON, or YAML with -o yaml), for --snapshot.
-    Snapshot,
+    /// Show the service permissions each bound role holds but its workloads do not use (IAM last accessed).
+    Audit {
+        /// A service last used more than this many days ago counts as unused.
+        #[arg(long, default_value_t = 90, value_name = "DAYS")]
+        unused_days: u32,
+        #[command(flatten)]
+        iam: IamArgs,
+    },
+    /// Write everything collected, with last-accessed data when AWS credentials allow, as a snapshot
+    /// document (JSON, or YAML with -o yaml) for --snapshot.
+    Snapshot {
+        #[command(flatten)]
+        iam: IamArgs,
+    },
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// How the audit reads IAM last-accessed data.
+#[derive(Debug, Clone, Args)]
+pub struct IamArgs {
+    /// Report per service, or also per tracked action (S3, EC2, IAM, Lambda management actions).
+    #[arg(long, value_enum, default_value_t = Granularity::Service)]
+    pub granularity: Granularity,
+    /// IAM calls in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Ignore cached last-accessed reports (they are reused for 4 hours; IAM's data lags about that much).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Where last-accessed reports are cached (default: the user's cache directory).
+    #[arg(long, env = "IAM_ROLES_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Role to assume to read roles in another account, as ACCOUNT=ROLE_ARN (repeatable).
+    #[arg(long = "account-role", value_name = "ACCOUNT=ROLE_ARN", value_parser = parse_account_role)]
+    pub account_roles: Vec<(String, String)>,
+    /// Give up on a role whose last-accessed job has not completed after this many seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub job_timeout: u64,
+}
+
+fn parse_account_role(s: &str) -> Result<(String, String), String> {
+    let (account, role) = s.split_once('=').ok_or("expected ACCOUNT=ROLE_ARN")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{account:?} is not a 12-digit account id"));
+    }
+    role.parse::<crate::arn::RoleArn>().map_err(|e| e.to_string())?;
+    Ok((account.to_string(), role.to_string()))
 }
 
 /// The kubectl flags: which cluster, which namespaces, which pods.
@@ -118,6 +164,12 @@ mod tests {
         assert_eq!(a.kube.namespace.as_deref(), Some("web"));
         assert_eq!(a.output.output, Format::Json);
         assert!(matches!(a.command, Some(Command::WhoUses { ref role }) if role == "api"));
+        let c = Cli::try_parse_from(["x", "audit", "--account-role", "444455556666=arn:aws:iam::444455556666:role/a"])
+            .unwrap();
+        assert!(matches!(c.command, Some(Command::Audit { ref iam, unused_days: 90 }) if iam.account_roles.len() == 1));
+        assert!(
+            Cli::try_parse_from(["x", "audit", "--account-role", "4444=arn:aws:iam::444455556666:role/a"]).is_err()
+        );
         let b = Cli::try_parse_from(["x", "who-uses", "api", "-A"]).unwrap();
         assert!(b.kube.all_namespaces);
         assert!(Cli::try_parse_from(["x", "-n", "a", "-A"]).is_err());

@@ -6,6 +6,7 @@
 pub mod act;
 pub mod app;
 pub mod arn;
+pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod model;

@@ -140,6 +140,60 @@ pub struct Snapshot {
     /// Things that went wrong while collecting but did not stop it.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// IAM last-accessed reports of the roles in scope, once audited.
+    #[serde(default)]
+    pub last_accessed: Vec<RoleReport>,
+}
+
+/// How finely IAM reports last access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Granularity {
+    Service,
+    Action,
+}
+
+/// One role's IAM data: `GetRole` plus the service-last-accessed report, as collected (no judgement yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleReport {
+    pub role_arn: String,
+    pub granularity: Granularity,
+    /// When IAM produced the report (the job's completion), or when the error happened.
+    pub fetched_at: Timestamp,
+    pub role_last_used: Option<Timestamp>,
+    pub role_last_used_region: Option<String>,
+    #[serde(default)]
+    pub services: Vec<ServiceAccess>,
+    /// Why there is no report: the problem code and what to do.
+    pub error: Option<ReportError>,
+}
+
+/// One service the role's policies allow, and when the role last used it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccess {
+    pub namespace: String,
+    pub name: String,
+    pub last_authenticated: Option<Timestamp>,
+    pub last_authenticated_region: Option<String>,
+    /// Per-action data, for the services IAM tracks at action level (action granularity only).
+    pub tracked_actions: Option<Vec<TrackedAction>>,
+}
+
+/// A tracked action (`s3:CreateBucket`) and when it was last used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedAction {
+    pub action: String,
+    pub last_accessed: Option<Timestamp>,
+}
+
+/// A per-role failure, coded with SPEC section 6.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportError {
+    pub code: ProblemCode,
+    pub message: String,
 }
 
 impl Snapshot {
@@ -157,6 +211,7 @@ impl Snapshot {
             pod_identity: PodIdentityData::default(),
             pod_identity_agent: None,
             warnings: Vec::new(),
+            last_accessed: Vec::new(),
         }
     }
 }

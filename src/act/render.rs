@@ -7,6 +7,7 @@ use serde::Serialize;
 use tabwriter::TabWriter;
 
 use super::paint::Paint;
+use crate::audit::{AuditReport, Status};
 use crate::cli::Format;
 use crate::model::{Binding, BindingList, Problem, ProblemCode};
 
@@ -113,6 +114,77 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
                 None => p.object.clone(),
             };
             writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)?;
+        }
+    }
+    Ok(())
+}
+
+fn status_cell(status: Status, paint: Paint) -> String {
+    match status {
+        Status::Ok => paint.good(status.as_str()),
+        Status::UnusedServices => paint.warn(status.as_str()),
+        Status::UnusedRole => paint.bad(status.as_str()),
+        Status::Unknown => paint.dim(status.as_str()),
+    }
+}
+
+/// Up to `max` entries, then "+N more".
+fn capped(items: &[String], max: usize) -> String {
+    if items.is_empty() {
+        return "-".to_string();
+    }
+    let mut cell = items.iter().take(max).cloned().collect::<Vec<_>>().join(",");
+    if items.len() > max {
+        cell.push_str(&format!(" +{} more", items.len() - max));
+    }
+    cell
+}
+
+/// The `audit` table, then each role that could not be audited with the reason.
+pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint: Paint) -> io::Result<()> {
+    let limit = if wide { usize::MAX } else { 4 };
+    let mut tw = TabWriter::new(&mut *out).padding(3).ansi(true);
+    let mut header = "ROLE\tSTATUS\tUNUSED SERVICES\tLAST USED\tWORKLOADS".to_string();
+    if wide {
+        header.push_str("\tUNUSED ACTIONS");
+    }
+    writeln!(tw, "{header}")?;
+    for role in &report.roles {
+        let last_used = match (role.status, role.role_last_used) {
+            (Status::Unknown, _) => "-".to_string(),
+            (_, Some(t)) => t.strftime("%Y-%m-%d").to_string(),
+            (_, None) => "never".to_string(),
+        };
+        let workloads: Vec<String> = role
+            .bindings
+            .iter()
+            .flat_map(|b| {
+                let sa = format!("{}/ServiceAccount/{}", b.namespace, b.service_account);
+                let named: Vec<String> = b.workloads.iter().map(|w| format!("{}/{w}", b.namespace)).collect();
+                if named.is_empty() { vec![sa] } else { named }
+            })
+            .collect();
+        write!(
+            tw,
+            "{}\t{}\t{}\t{last_used}\t{}",
+            role.role_arn,
+            status_cell(role.status, paint),
+            capped(&role.unused_services, limit),
+            capped(&workloads, if wide { usize::MAX } else { 2 })
+        )?;
+        if wide {
+            let actions: Vec<String> =
+                role.services.iter().flat_map(|s| s.unused_actions.iter().flatten().cloned()).collect();
+            write!(tw, "\t{}", capped(&actions, usize::MAX))?;
+        }
+        writeln!(tw)?;
+    }
+    tw.flush()?;
+    let failed: Vec<_> = report.roles.iter().filter_map(|r| r.error.as_ref().map(|e| (r, e))).collect();
+    if !failed.is_empty() {
+        writeln!(out, "\n{}", paint.bold(&format!("NOT AUDITED ({})", failed.len())))?;
+        for (role, e) in failed {
+            writeln!(out, "{} {}\n    {}", severity_paint(e.code, paint, e.code.as_str()), role.role_arn, e.message)?;
         }
     }
     Ok(())

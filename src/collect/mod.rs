@@ -1,8 +1,10 @@
 //! The edges: read the cluster and EKS live, or read a snapshot file. Both give a [`Snapshot`].
 
 pub mod aws;
+pub mod cache;
 pub mod context;
 pub mod eks;
+pub mod iam;
 pub mod kube;
 pub mod snapshot;
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub use super::http_server::Fault;
 use super::http_server::{Handler, Server, serve};
+pub use advisor::JobRecord;
 pub use query::Call;
 pub use spec::{RoleSpec, allow, irsa_trust, pod_identity_trust};
 
@@ -89,6 +90,10 @@ struct State {
     job_delay: Duration,
     failing: BTreeSet<(String, String)>,
     denied: BTreeSet<String>,
+    /// `(action, role key)`: calls of `action` on that one role are denied.
+    denied_on: BTreeSet<(String, (String, String))>,
+    /// At most this many services per `GetServiceLastAccessedDetails` page, whatever `MaxItems` says.
+    page_cap: Option<usize>,
     throttle: Option<(f64, u64)>,
     draws: u64,
     latency: Option<Duration>,
@@ -278,8 +283,34 @@ impl FakeIam {
         self.lock().denied.insert(action.trim_start_matches("iam:").to_string());
     }
 
+    /// Calls of `action` (`GetRole`, `GenerateServiceLastAccessedDetails`, `GetServiceLastAccessedDetails`)
+    /// about this one role (name in the primary account, or ARN) are answered 403 `AccessDenied`, as when the
+    /// caller's policy allows the action only on some resources.
+    pub fn deny_on(&self, action: &str, role: &str) {
+        let mut st = self.lock();
+        let key = st.role_key(role);
+        st.denied_on.insert((action.trim_start_matches("iam:").to_string(), key));
+    }
+
     pub fn clear_denials(&self) {
-        self.lock().denied.clear();
+        let mut st = self.lock();
+        st.denied.clear();
+        st.denied_on.clear();
+    }
+
+    /// `GetServiceLastAccessedDetails` returns at most `n` services a page even when `MaxItems` asks for more,
+    /// as IAM may ("IAM might return fewer than the MaxItems number of results even when there are more"), so
+    /// a client that ignores `IsTruncated` loses services.
+    pub fn max_services_per_page(&self, n: usize) {
+        self.lock().page_cap = Some(n.max(1));
+    }
+
+    /// Every Access Advisor job created so far, in creation order.
+    pub fn jobs(&self) -> Vec<JobRecord> {
+        let st = self.lock();
+        let mut jobs: Vec<JobRecord> = st.jobs.iter().map(|(id, job)| job.record(id)).collect();
+        jobs.sort_by_key(|j| j.seq);
+        jobs
     }
 
     /// A deterministic pseudo-random `share` (0..=1) of all calls is answered 400 `Throttling`.
@@ -363,6 +394,18 @@ impl State {
     fn role_mut(&mut self, role: &str) -> &mut Role {
         let key = self.role_key(role);
         self.roles.get_mut(&key).unwrap_or_else(|| panic!("add_role({role:?}) first"))
+    }
+
+    /// The role a call is about, when it names one: `RoleName` (caller's account), `Arn`, or a job's role.
+    fn target_role(&self, q: &query::Query, caller: &Caller) -> Option<(String, String)> {
+        match q.action.as_str() {
+            "GenerateServiceLastAccessedDetails" => q.param("Arn").map(|arn| self.role_key(arn)),
+            "GetServiceLastAccessedDetails" => {
+                let job = self.jobs.get(q.param("JobId")?)?;
+                Some(self.role_key(job.arn()))
+            }
+            _ => q.param("RoleName").map(|name| (caller.account.clone(), name.to_string())),
+        }
     }
 
     fn caller(&self, key: &str) -> Caller {

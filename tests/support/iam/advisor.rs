@@ -13,6 +13,9 @@ use super::{Caller, Role, State, Usage, parse_arn};
 
 #[derive(Debug, Clone)]
 pub(super) struct Job {
+    /// Creation order.
+    seq: usize,
+    arn: String,
     owner_key: String,
     granularity: &'static str,
     created: Instant,
@@ -20,6 +23,53 @@ pub(super) struct Job {
     delay: Duration,
     /// `None` = the job fails.
     report: Option<Vec<Row>>,
+    /// `GetServiceLastAccessedDetails` answers so far: `IN_PROGRESS`, and first pages of the finished job.
+    pending_reads: usize,
+    finished_reads: usize,
+    /// Answers to calls carrying a `Marker` (later pages).
+    page_reads: usize,
+}
+
+/// What a test may check about one job: who created it, for which role, and how it was read.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: String,
+    /// Creation order among all jobs.
+    pub seq: usize,
+    /// The `Arn` it was generated for.
+    pub arn: String,
+    /// The access key that generated it (only that key may read it).
+    pub owner_key: String,
+    /// `SERVICE_LEVEL` or `ACTION_LEVEL`.
+    pub granularity: &'static str,
+    /// Reads answered `IN_PROGRESS`.
+    pub pending_reads: usize,
+    /// Reads without a `Marker` answered `COMPLETED` or `FAILED`.
+    pub finished_reads: usize,
+    /// Reads with a `Marker` (later pages).
+    pub page_reads: usize,
+    /// Services in its report (`None` for a failed job).
+    pub services: Option<usize>,
+}
+
+impl Job {
+    pub(super) fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    pub(super) fn record(&self, id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            seq: self.seq,
+            arn: self.arn.clone(),
+            owner_key: self.owner_key.clone(),
+            granularity: self.granularity,
+            pending_reads: self.pending_reads,
+            finished_reads: self.finished_reads,
+            page_reads: self.page_reads,
+            services: self.report.as_ref().map(Vec::len),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,12 +116,17 @@ pub(super) fn generate(st: &mut State, q: &Query, caller: &Caller) -> Result<Xml
     let report = (!st.failing.contains(&(account, name))).then(|| report(st, role, granularity));
     let id = super::super::fixtures::uid("Job", &caller.key, &st.jobs.len().to_string());
     let job = Job {
+        seq: st.jobs.len(),
+        arn: arn.to_string(),
         owner_key: caller.key.clone(),
         granularity,
         created: Instant::now(),
         creation_date: now(),
         delay: st.job_delay,
         report,
+        pending_reads: 0,
+        finished_reads: 0,
+        page_reads: 0,
     };
     st.jobs.insert(id.clone(), job);
     Ok(Xml::new().text("JobId", id))
@@ -136,7 +191,7 @@ fn row_xml(row: &Row) -> Xml {
     xml
 }
 
-pub(super) fn get(st: &State, q: &Query, caller: &Caller) -> Result<Xml, Failure> {
+pub(super) fn get(st: &mut State, q: &Query, caller: &Caller) -> Result<Xml, Failure> {
     let id = q.required("JobId")?;
     if id.len() != 36 {
         let message = format!(
@@ -145,11 +200,18 @@ pub(super) fn get(st: &State, q: &Query, caller: &Caller) -> Result<Xml, Failure
         );
         return Err(Failure::new(400, "ValidationError", &message));
     }
-    let job = st.jobs.get(id).filter(|j| j.owner_key == caller.key).ok_or_else(|| {
+    let page_cap = st.page_cap;
+    let job = st.jobs.get_mut(id).filter(|j| j.owner_key == caller.key).ok_or_else(|| {
         Failure::new(404, "NoSuchEntity", &format!("No service last accessed report found for JobId {id}."))
     })?;
     let header = Xml::new().text("JobType", job.granularity).text("JobCreationDate", job.creation_date);
-    if job.created.elapsed() < job.delay {
+    let pending = job.created.elapsed() < job.delay;
+    match (pending, q.param("Marker").is_some()) {
+        (true, _) => job.pending_reads += 1,
+        (false, false) => job.finished_reads += 1,
+        (false, true) => job.page_reads += 1,
+    }
+    if pending {
         return Ok(Xml::new()
             .text("JobStatus", "IN_PROGRESS")
             .append(header)
@@ -168,6 +230,23 @@ pub(super) fn get(st: &State, q: &Query, caller: &Caller) -> Result<Xml, Failure
             .text("JobCompletionDate", completed)
             .text("IsTruncated", false)
             .node("Error", error));
+    };
+    let capped;
+    let q = match page_cap {
+        Some(cap) => {
+            let mut params = q.params.clone();
+            if let Some(entry) = params.iter_mut().find(|(k, _)| k == "MaxItems") {
+                // Still validated as IAM validates it; only a valid MaxItems is capped.
+                if entry.1.parse::<usize>().is_ok_and(|n| (1..=1000).contains(&n) && n > cap) {
+                    entry.1 = cap.to_string();
+                }
+            } else {
+                params.push(("MaxItems".into(), cap.min(100).to_string()));
+            }
+            capped = Query { action: q.action.clone(), params, access_key: q.access_key.clone() };
+            &capped
+        }
+        None => q,
     };
     let page = page(rows, q, 100, 1000)?;
     let xml = Xml::new()

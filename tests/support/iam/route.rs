@@ -30,7 +30,8 @@ fn handle(st: &mut State, q: &Query, req: &Request) -> Result<Xml, Failure> {
         return Err(Failure::new(403, "MissingAuthenticationToken", "Request is missing Authentication Token"));
     };
     let caller = st.caller(key);
-    if st.denied.contains(&q.action) {
+    let denied_here = st.target_role(q, &caller).is_some_and(|role| st.denied_on.contains(&(q.action.clone(), role)));
+    if st.denied.contains(&q.action) || denied_here {
         let resource = entities::resource(q, &caller);
         let message = format!(
             "User: {} is not authorized to perform: iam:{action} on resource: {resource} because no \

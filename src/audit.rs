@@ -1,0 +1,197 @@
+//! The audit's judgement: merge last-accessed reports with the bindings and decide what is unused.
+//! Pure: the reports are collected elsewhere (live, cached, or from a snapshot).
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::arn::RoleArn;
+use crate::model::{API_VERSION, BindingList, ProblemCode, ReportError, RoleReport, Source, Workload};
+
+/// The `audit` document (SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditReport {
+    pub api_version: String,
+    pub kind: String,
+    pub cluster: Option<String>,
+    pub unused_days: u32,
+    pub generated_at: Timestamp,
+    pub roles: Vec<RoleAudit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    UnusedServices,
+    UnusedRole,
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::UnusedServices => "unused-services",
+            Status::UnusedRole => "unused-role",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UseState {
+    Used,
+    Stale,
+    NeverUsed,
+}
+
+/// One role: how it is used, and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAudit {
+    pub role_arn: String,
+    pub role_last_used: Option<Timestamp>,
+    pub status: Status,
+    pub services: Vec<ServiceUse>,
+    pub unused_services: Vec<String>,
+    pub bindings: Vec<AuditBinding>,
+    pub error: Option<ReportError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceUse {
+    pub namespace: String,
+    pub name: String,
+    pub last_authenticated: Option<Timestamp>,
+    pub state: UseState,
+    /// Tracked actions never used or stale (`s3:CreateBucket`); only with `--granularity action`.
+    pub unused_actions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditBinding {
+    pub namespace: String,
+    pub service_account: String,
+    pub source: Source,
+    pub workloads: Vec<Workload>,
+}
+
+/// Every role bound in the list (role ARNs and Pod Identity target roles), with the bindings that use it.
+/// A role shared by several service accounts is one entry.
+pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {
+    let mut roles: BTreeMap<String, Vec<AuditBinding>> = BTreeMap::new();
+    for b in &list.items {
+        let binding = AuditBinding {
+            namespace: b.namespace.clone(),
+            service_account: b.service_account.clone(),
+            source: b.source,
+            workloads: b.workloads.clone(),
+        };
+        for arn in std::iter::once(&b.role_arn).chain(&b.target_role_arn) {
+            let entry = roles.entry(arn.clone()).or_default();
+            if !entry.contains(&binding) {
+                entry.push(binding.clone());
+            }
+        }
+    }
+    roles
+}
+
+/// The roles of a binding list that can be audited: well-formed role ARNs.
+pub fn auditable(list: &BindingList) -> Vec<RoleArn> {
+    roles_in(list).keys().filter_map(|arn| arn.parse().ok()).collect()
+}
+
+/// Decides, for every role in the list, which services it holds but does not use. `now` is when the
+/// data was collected (the snapshot's time offline), so a snapshot gives the answer it gave live.
+pub fn audit(list: &BindingList, reports: &[RoleReport], unused_days: u32, now: Timestamp) -> AuditReport {
+    let cutoff = now - SignedDuration::from_hours(24 * i64::from(unused_days));
+    let by_arn: HashMap<&str, &RoleReport> = reports.iter().map(|r| (r.role_arn.as_str(), r)).collect();
+    let roles = roles_in(list)
+        .into_iter()
+        .map(|(arn, bindings)| {
+            let report = by_arn.get(arn.as_str()).copied();
+            judge(arn, bindings, report, cutoff)
+        })
+        .collect();
+    AuditReport {
+        api_version: API_VERSION.to_string(),
+        kind: "AuditReport".to_string(),
+        cluster: list.cluster.clone(),
+        unused_days,
+        generated_at: now,
+        roles,
+    }
+}
+
+fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, cutoff: Timestamp) -> RoleAudit {
+    let unknown = |error: ReportError| RoleAudit {
+        role_arn: arn.clone(),
+        role_last_used: report.and_then(|r| r.role_last_used),
+        status: Status::Unknown,
+        services: Vec::new(),
+        unused_services: Vec::new(),
+        bindings: bindings.clone(),
+        error: Some(error),
+    };
+    if let Err(e) = arn.parse::<RoleArn>() {
+        return unknown(ReportError { code: ProblemCode::MalformedRoleArn, message: e.to_string() });
+    }
+    let Some(report) = report else {
+        return unknown(ReportError {
+            code: ProblemCode::LastAccessedFailed,
+            message: "no last-accessed data was collected for this role; run the audit live, or take the snapshot \
+                      with AWS credentials"
+                .into(),
+        });
+    };
+    if let Some(error) = &report.error {
+        return unknown(error.clone());
+    }
+    let fresh = |t: Option<Timestamp>| match t {
+        None => UseState::NeverUsed,
+        Some(t) if t < cutoff => UseState::Stale,
+        Some(_) => UseState::Used,
+    };
+    let services: Vec<ServiceUse> = report
+        .services
+        .iter()
+        .map(|s| ServiceUse {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            last_authenticated: s.last_authenticated,
+            state: fresh(s.last_authenticated),
+            unused_actions: s.tracked_actions.as_ref().map(|actions| {
+                actions.iter().filter(|a| fresh(a.last_accessed) != UseState::Used).map(|a| a.action.clone()).collect()
+            }),
+        })
+        .collect();
+    let mut unused_services: Vec<String> =
+        services.iter().filter(|s| s.state != UseState::Used).map(|s| s.namespace.clone()).collect();
+    unused_services.sort();
+    let status = if fresh(report.role_last_used) != UseState::Used {
+        Status::UnusedRole
+    } else if !unused_services.is_empty() {
+        Status::UnusedServices
+    } else {
+        Status::Ok
+    };
+    RoleAudit {
+        role_arn: arn,
+        role_last_used: report.role_last_used,
+        status,
+        services,
+        unused_services,
+        bindings,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
