@@ -10,10 +10,14 @@ use jiff::Timestamp;
 use crate::act::paint::Paint;
 use crate::act::render;
 use crate::arn::{RoleArn, RoleQuery};
+use crate::audit::AuditReport;
 use crate::cli::{Cli, Command, Format, IamArgs};
 use crate::collect::cache::{self, Cache};
 use crate::collect::iam::AuditSettings;
-use crate::model::{RoleReport, Snapshot};
+use crate::model::{BindingList, RoleReport, Snapshot};
+
+/// The `--unused-days` default, also used for the `who-uses` summary.
+const DEFAULT_UNUSED_DAYS: u32 = 90;
 use crate::{Error, Result, audit, collect, resolve};
 
 /// Runs one command; the caller turns the result into an exit code.
@@ -50,9 +54,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 );
                 return Ok(());
             }
+            let usage = if is_table(&cli) { usage_summary(&cli, &snap, &list, &query).await } else { None };
             print(&cli, |out, paint| match cli.output.output {
                 Format::Table | Format::Wide => {
-                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)
+                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)?;
+                    usage.as_ref().map_or(Ok(()), |u| render::usage_summary(out, u, paint))
                 }
                 f => render::document(out, &list, f),
             })
@@ -122,6 +128,28 @@ async fn load(cli: &Cli) -> Result<Snapshot> {
         eprintln!("{} Pod Identity associations were not read: {reason}", paint.warn("warning:"));
     }
     Ok(snap)
+}
+
+/// The last-accessed summary of the roles `who-uses` found: from the snapshot offline, live when AWS
+/// credentials allow (cached, so asking again is free), otherwise nothing.
+async fn usage_summary(cli: &Cli, snap: &Snapshot, list: &BindingList, query: &RoleQuery) -> Option<AuditReport> {
+    let (reports, now) = if cli.output.snapshot.is_some() {
+        (snap.last_accessed.clone(), snap.taken_at)
+    } else {
+        let roles: Vec<RoleArn> =
+            audit::auditable(list).into_iter().filter(|r| query.matches(&r.to_string())).collect();
+        match last_accessed(cli, snap, &roles, &IamArgs::default()).await {
+            Ok(reports) => (reports, Timestamp::now()),
+            Err(e) => {
+                tracing::debug!("no last-accessed summary: {e}");
+                return None;
+            }
+        }
+    };
+    let mut report = audit::audit(list, &reports, DEFAULT_UNUSED_DAYS, now);
+    report.roles.retain(|r| query.matches(&r.role_arn));
+    let known = report.roles.iter().any(|r| r.error.is_none());
+    known.then_some(report)
 }
 
 fn warn(cli: &Cli, message: &str) {

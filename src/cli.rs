@@ -35,7 +35,7 @@ pub enum Command {
     /// Show the service permissions each bound role holds but its workloads do not use (IAM last accessed).
     Audit {
         /// A service last used more than this many days ago counts as unused.
-        #[arg(long, default_value_t = 90, value_name = "DAYS")]
+        #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=400))]
         unused_days: u32,
         #[command(flatten)]
         iam: IamArgs,
@@ -74,6 +74,20 @@ pub struct IamArgs {
     /// Give up on a role whose last-accessed job has not completed after this many seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub job_timeout: u64,
+}
+
+impl Default for IamArgs {
+    /// The flags' defaults, for commands that read last-accessed data without offering the flags.
+    fn default() -> Self {
+        IamArgs {
+            granularity: Granularity::Service,
+            concurrency: 16,
+            refresh: false,
+            cache_dir: None,
+            account_roles: Vec::new(),
+            job_timeout: 300,
+        }
+    }
 }
 
 fn parse_account_role(s: &str) -> Result<(String, String), String> {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
 use support::eks::{FakeEks, RunningEks};
 use support::fixtures::{daemon_set, pod, replica_set, service_account};
-use support::iam::{Call, Fault, FakeIam, RoleSpec, RunningIam, allow};
+use support::iam::{Call, FakeIam, Fault, RoleSpec, RunningIam, allow};
 use support::kube_api::{FakeKube, RunningKube};
 use support::sts::{FakeSts, RunningSts};
 
@@ -105,14 +105,7 @@ impl Fakes {
     fn start(self) -> World {
         let kube = self.kube.start();
         let kubeconfig = Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url())).write();
-        World {
-            kube,
-            eks: self.eks.start(),
-            iam: self.iam.start(),
-            sts: self.sts.start(),
-            kubeconfig,
-            now: self.now,
-        }
+        World { kube, eks: self.eks.start(), iam: self.iam.start(), sts: self.sts.start(), kubeconfig, now: self.now }
     }
 }
 
@@ -231,7 +224,7 @@ fn generated(iam: &FakeIam) -> BTreeMap<String, usize> {
     per_role
 }
 
-/// Every Get call is made with the key that generated its job, and is answered.
+/// Every Get call is made with the key that generated its job, and is answered (faults and throttling aside).
 fn assert_jobs_read_by_their_creator(iam: &FakeIam) {
     let owners: BTreeMap<String, String> = iam.jobs().into_iter().map(|j| (j.id, j.owner_key)).collect();
     let gets: Vec<Call> = iam.requests().into_iter().filter(|c| c.action == GET_DETAILS).collect();
@@ -240,7 +233,7 @@ fn assert_jobs_read_by_their_creator(iam: &FakeIam) {
         let job = call.param("JobId").unwrap_or_default();
         let owner = owners.get(job).unwrap_or_else(|| panic!("read of a job never generated: {job}"));
         assert_eq!(call.access_key.as_deref(), Some(owner.as_str()), "job {job} read with another key");
-        assert!(call.status == 200 || call.error.as_deref() == Some("Throttling"), "{call:?}");
+        assert!(call.status == 200 || call.status >= 500 || call.error.as_deref() == Some("Throttling"), "{call:?}");
     }
 }
 
@@ -449,9 +442,12 @@ fn a_role_shared_by_two_service_accounts_is_one_entry() {
     assert_eq!(generated(&w.iam).get(&shared), Some(&1), "one job for the shared role");
     assert_shop_roles(&w, &doc);
 
-    let doc = w.audit(&["-n", "reports"]);
+    let doc = report(&w.cmd().args(["audit", "-n", "reports", "-o", "json"]).run());
     assert_eq!(arns(&doc).iter().filter(|a| a.starts_with("arn:")).count(), 2, "{doc:#}");
-    assert_eq!(role(&doc, &shared)["bindings"], json!([binding("reports", "reader", "irsa", "Deployment", "reports-web")]));
+    assert_eq!(
+        role(&doc, &shared)["bindings"],
+        json!([binding("reports", "reader", "irsa", "Deployment", "reports-web")])
+    );
     assert_eq!(role(&doc, LEGACY)["status"], "unused-role");
 }
 
@@ -485,7 +481,11 @@ fn action_granularity_lists_unused_tracked_actions() {
         "s3:PutLifecycleConfiguration",
     ];
     assert_eq!(s3["unusedActions"], json!(stale_and_never), "never used, and PutBucketPolicy stale (200 days)");
-    assert_eq!(service(r, "ec2")["unusedActions"], json!([]), "tracked service, but Describe* allows no tracked action");
+    assert_eq!(
+        service(r, "ec2")["unusedActions"],
+        json!([]),
+        "tracked service, but Describe* allows no tracked action"
+    );
     assert!(service(r, "sqs")["unusedActions"].is_null(), "SQS is not tracked per action");
     assert_eq!(r["unusedServices"], json!(["ec2", "sqs"]));
     assert_eq!(r["status"], "unused-services");
@@ -621,7 +621,10 @@ fn cross_account_roles_need_an_auditor_role() {
     assert_eq!(r["error"], Value::Null, "{r:#}");
     assert_eq!(r["status"], "unused-services");
     assert_eq!(r["roleLastUsed"], json!(w.ago(2)));
-    assert_eq!(r["services"], json!([svc("kinesis", "Amazon Kinesis", None, "never-used"), svc("s3", "Amazon S3", Some(&w.ago(2)), "used")]));
+    assert_eq!(
+        r["services"],
+        json!([svc("kinesis", "Amazon Kinesis", None, "never-used"), svc("s3", "Amazon S3", Some(&w.ago(2)), "used")])
+    );
     assert_eq!(r["unusedServices"], json!(["kinesis"]));
     assert_eq!(role(&doc, &reader)["status"], "unused-role", "audited too: never used");
     assert_eq!(role(&doc, &reader)["unusedServices"], json!(["athena"]));
@@ -796,8 +799,9 @@ fn no_aws_credentials_is_an_error() {
         .run();
     out.assert_code(1);
     assert!(out.stdout.is_empty(), "{out}");
-    let last = out.stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: "), "one error sentence last: {out}");
-    assert!(last.to_ascii_lowercase().contains("credentials"), "says credentials are missing: {out}");
+    let error = out.stderr.find("error: ").map(|at| &out.stderr[at..]).unwrap_or_else(|| panic!("no error: {out}"));
+    assert_eq!(error.lines().count(), 1, "one clear sentence, the last thing on stderr: {out}");
+    assert!(error.to_ascii_lowercase().contains("credentials"), "says credentials are missing: {out}");
+    assert!(error.len() < 400, "a sentence, not a dump of the SDK's error chain ({} bytes): {out}", error.len());
     assert!(w.iam.requests().is_empty(), "no unsigned IAM call");
 }

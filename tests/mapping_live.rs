@@ -76,8 +76,15 @@ fn codes(problems: &Value) -> Vec<String> {
     problems.as_array().unwrap().iter().map(|p| p["code"].as_str().unwrap().to_string()).collect()
 }
 
+/// A live run with AWS credentials and the fake EKS. STS and IAM point at a closed port: the mapping
+/// needs neither, and `snapshot` then records no last-accessed data (audit tests cover that).
 fn live(kubeconfig: &KubeconfigFile, eks: &RunningEks) -> Cmd {
-    Cmd::new().kubeconfig(kubeconfig).aws_credentials().eks_endpoint(&eks.url())
+    Cmd::new()
+        .kubeconfig(kubeconfig)
+        .aws_credentials()
+        .eks_endpoint(&eks.url())
+        .env("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")
 }
 
 #[test]

@@ -189,3 +189,26 @@ pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint:
     }
     Ok(())
 }
+
+/// The last-accessed lines under a `who-uses` table.
+pub fn usage_summary(out: &mut dyn Write, report: &AuditReport, paint: Paint) -> io::Result<()> {
+    writeln!(out, "\n{}", paint.bold(&format!("LAST ACCESSED (IAM, unused = more than {} days)", report.unused_days)))?;
+    for role in &report.roles {
+        let line = match (&role.error, role.role_last_used) {
+            (Some(e), _) => format!("not audited: {}", e.message),
+            (None, None) => format!("never used; holds {}", capped(&role.unused_services, usize::MAX)),
+            (None, Some(t)) if role.unused_services.is_empty() => {
+                format!("last used {}; every service it holds was used", t.strftime("%Y-%m-%d"))
+            }
+            (None, Some(t)) => format!(
+                "last used {}; {} of {} services unused: {}",
+                t.strftime("%Y-%m-%d"),
+                role.unused_services.len(),
+                role.services.len(),
+                role.unused_services.join(", ")
+            ),
+        };
+        writeln!(out, "{} {}: {line}", status_cell(role.status, paint), role.role_arn)?;
+    }
+    Ok(())
+}

@@ -103,7 +103,11 @@ pub async fn reports(
 
 /// The account of the credentials in use; failing here means there are no usable credentials.
 async fn caller_account(sdk: &SdkConfig) -> Result<String> {
-    let sts = aws_sdk_sts::Client::new(sdk);
+    // Few retries: when STS is out of reach the audit cannot run, and the user should hear so quickly.
+    let config = aws_sdk_sts::config::Builder::from(sdk)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .build();
+    let sts = aws_sdk_sts::Client::from_conf(config);
     match sts.get_caller_identity().send().await {
         Ok(out) => out
             .account()
