@@ -103,6 +103,11 @@ pub async fn reports(
 
 /// The account of the credentials in use; failing here means there are no usable credentials.
 async fn caller_account(sdk: &SdkConfig) -> Result<String> {
+    if let Err(reason) = super::aws::check_credentials(sdk).await {
+        return Err(Error::Aws(format!(
+            "the audit needs AWS credentials: {reason}; configure them (aws configure, AWS_PROFILE or --profile)"
+        )));
+    }
     // Few retries: when STS is out of reach the audit cannot run, and the user should hear so quickly.
     let config = aws_sdk_sts::config::Builder::from(sdk)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
@@ -114,10 +119,24 @@ async fn caller_account(sdk: &SdkConfig) -> Result<String> {
             .map(str::to_string)
             .ok_or_else(|| Error::Aws("sts:GetCallerIdentity returned no account".into())),
         Err(e) => Err(Error::Aws(format!(
-            "the audit needs AWS credentials, and sts:GetCallerIdentity failed: {}; configure credentials (aws configure, \
-             AWS_PROFILE or --profile)",
-            DisplayErrorContext(&e)
+            "cannot tell which AWS account the credentials belong to: sts:GetCallerIdentity failed ({}); check the \
+             credentials and that STS is reachable",
+            short_error(&e)
         ))),
+    }
+}
+
+/// The first line of an SDK error with its causes, capped: the full chain is for `IAM_ROLES_LOG=debug`.
+fn short_error<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
+    tracing::debug!("{}", DisplayErrorContext(e));
+    let full = match e.as_service_error() {
+        Some(service) => service.to_string(),
+        None => DisplayErrorContext(e).to_string(),
+    };
+    let line = full.lines().next().unwrap_or_default();
+    match line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
     }
 }
 
@@ -152,7 +171,7 @@ fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 "not allowed to call iam:{action} on {arn}; grant iam:{action} to the auditing identity (README: Permissions)"
             ),
         ),
-        _ => (ProblemCode::LastAccessedFailed, format!("iam:{action} failed for {arn}: {}", DisplayErrorContext(e))),
+        _ => (ProblemCode::LastAccessedFailed, format!("iam:{action} failed for {arn}: {}", short_error(e))),
     }
 }
 
@@ -253,9 +272,10 @@ async fn one_role(client: &Client, role: &RoleArn, settings: &AuditSettings, cal
 }
 
 fn service_access(s: &aws_sdk_iam::types::ServiceLastAccessed, granularity: Granularity) -> ServiceAccess {
-    // Only action-level jobs carry tracked actions, and only for the services IAM tracks that way.
-    let tracked = s.tracked_actions_last_accessed();
-    let tracked_actions = (granularity == Granularity::Action && !tracked.is_empty()).then(|| {
+    // Only action-level jobs carry tracked actions, and only for the services IAM tracks that way (an
+    // empty list there still means "tracked, and none allowed"; an absent one means "not tracked").
+    let tracked = s.tracked_actions_last_accessed.as_ref().filter(|_| granularity == Granularity::Action);
+    let tracked_actions = tracked.map(|tracked| {
         tracked
             .iter()
             .map(|a| TrackedAction {
