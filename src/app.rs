@@ -67,7 +67,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             let roles = audit::auditable(&list);
-            if !roles.is_empty() {
+            // Re-scoping a snapshot file keeps the reports it holds; a live snapshot reads them.
+            if cli.output.snapshot.is_none() && !roles.is_empty() {
                 match last_accessed(&cli, &snap, &roles, iam).await {
                     Ok(reports) => snap.last_accessed = reports,
                     Err(e) => warn(&cli, &format!("last-accessed data is not recorded in the snapshot: {e}")),
