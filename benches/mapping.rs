@@ -313,7 +313,12 @@ fn measure_collect(url: &str, label: &str, size: &Size, runs: usize) {
     });
     let (ours, pods) = best_of(runs, || {
         let start = Instant::now();
-        let snap = runtime.block_on(collect::live(&kube_args, &AwsArgs::default())).expect("collect");
+        let snap = runtime
+            .block_on(async {
+                let conn = collect::Connection::open(&kube_args, &AwsArgs::default()).await?;
+                collect::live(&conn, None).await
+            })
+            .expect("collect");
         let list = kubectl_iam_roles::resolve::resolve(&snap);
         std::hint::black_box(list);
         (start.elapsed(), snap.pods.len())

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
 
 use crate::act::paint::Paint;
-use crate::act::render;
+use crate::act::{annotate, render};
 use crate::arn::{RoleArn, RoleQuery};
 use crate::audit::AuditReport;
 use crate::cli::{Cli, Command, Format, IamArgs};
@@ -77,6 +77,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
             print(&cli, |out, _| render::document(out, &snap, format))
         }
+        Command::Annotate { unused_days, dry_run, annotation_prefix, iam } => {
+            annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam).await
+        }
         Command::Audit { unused_days, iam } => {
             let snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
@@ -119,16 +122,104 @@ fn scope_text(snap: &Snapshot) -> String {
 async fn load(cli: &Cli) -> Result<Snapshot> {
     let snap = match &cli.output.snapshot {
         Some(path) => collect::snapshot::narrow(collect::snapshot::read(path)?, &cli.kube)?,
-        None => collect::live(&cli.kube, &cli.aws).await?,
+        None => {
+            let conn = collect::Connection::open(&cli.kube, &cli.aws).await?;
+            collect::live(&conn, cli.kube.selector.as_deref()).await?
+        }
     };
-    let paint = Paint::stderr(cli.output.color);
+    print_warnings(cli, &snap);
+    Ok(snap)
+}
+
+fn print_warnings(cli: &Cli, snap: &Snapshot) {
     for w in &snap.warnings {
-        eprintln!("{} {w}", paint.warn("warning:"));
+        warn(cli, w);
     }
     if let Some(reason) = &snap.pod_identity.skipped_reason {
-        eprintln!("{} Pod Identity associations were not read: {reason}", paint.warn("warning:"));
+        warn(cli, &format!("Pod Identity associations were not read: {reason}"));
     }
-    Ok(snap)
+}
+
+/// Audits live, plans the annotation changes, and applies them (or prints them with `--dry-run`).
+/// Per-object failures are reported and counted; only a failed audit is an error.
+async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix: &str, iam: &IamArgs) -> Result<()> {
+    if cli.output.snapshot.is_some() {
+        return Err(Error::Usage(
+            "annotate writes to the live cluster and cannot run on --snapshot; use audit --snapshot".into(),
+        ));
+    }
+    if cli.kube.selector.is_some() {
+        return Err(Error::Usage(
+            "annotate works on whole namespaces (it also clears findings that no longer hold); drop -l".into(),
+        ));
+    }
+    let conn = collect::Connection::open(&cli.kube, &cli.aws).await?;
+    let snap = collect::live(&conn, None).await?;
+    print_warnings(cli, &snap);
+    let list = resolve::resolve(&snap);
+    let reports = last_accessed(cli, &snap, &audit::auditable(&list), iam).await?;
+    let now = Timestamp::now();
+    let report = audit::audit(&list, &reports, unused_days, now);
+    let objects = collect::kube::annotatable(&conn.client, conn.namespace.as_deref())
+        .await
+        .map_err(|e| Error::Kube(e.explain(&conn.server)))?;
+    let (changes, missing) = annotate::plan(&report, &objects, &annotate::Keys::new(prefix));
+
+    let mut summary = annotate::Summary {
+        kind: "AnnotateSummary",
+        dry_run,
+        roles_audited: report.roles.iter().filter(|r| r.error.is_none()).count(),
+        roles_with_unused_services: report
+            .roles
+            .iter()
+            .filter(|r| matches!(r.status, audit::Status::UnusedServices | audit::Status::UnusedRole))
+            .count(),
+        errors: report.roles.iter().filter(|r| r.error.is_some()).count(),
+        skipped: missing.len(),
+        ..Default::default()
+    };
+    for m in &missing {
+        warn(cli, m);
+    }
+    let paint = Paint::stdout(cli.output.color);
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for change in &changes {
+        let (outcome, event_warning) = if dry_run {
+            annotate::write_diff(&mut out, change, paint)?;
+            (annotate::Outcome::Done, None)
+        } else {
+            annotate::apply(&conn.client, change, now).await
+        };
+        let o = &change.object;
+        match outcome {
+            annotate::Outcome::Done => {
+                if change.is_removal() {
+                    summary.objects_cleared += 1;
+                } else {
+                    summary.objects_annotated += 1;
+                }
+                if !dry_run {
+                    let verb = if change.is_removal() { "cleared" } else { "annotated" };
+                    writeln!(out, "{} {}/{} {verb}", o.kind, o.namespace, o.name)?;
+                }
+            }
+            annotate::Outcome::Skipped(why) => {
+                summary.skipped += 1;
+                warn(cli, &why);
+            }
+            annotate::Outcome::Failed(why) => {
+                summary.errors += 1;
+                eprintln!("{} {why}", Paint::stderr(cli.output.color).bad("error:"));
+            }
+        }
+        if let Some(w) = event_warning {
+            warn(cli, &w);
+        }
+    }
+    serde_json::to_writer(&mut out, &summary).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
 }
 
 /// The last-accessed summary of the roles `who-uses` found: from the snapshot offline, live when AWS

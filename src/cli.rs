@@ -40,6 +40,21 @@ pub enum Command {
         #[command(flatten)]
         iam: IamArgs,
     },
+    /// Audit, then annotate the workloads and service accounts whose roles hold unused services (and
+    /// clear the annotations where that no longer holds). Only its own annotation keys are written.
+    Annotate {
+        /// A service last used more than this many days ago counts as unused.
+        #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=400))]
+        unused_days: u32,
+        /// Print the planned changes and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prefix of the annotation keys.
+        #[arg(long, default_value = "iam-roles.io/", value_name = "PREFIX")]
+        annotation_prefix: String,
+        #[command(flatten)]
+        iam: IamArgs,
+    },
     /// Write everything collected, with last-accessed data when AWS credentials allow, as a snapshot
     /// document (JSON, or YAML with -o yaml) for --snapshot.
     Snapshot {

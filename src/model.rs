@@ -89,6 +89,17 @@ pub struct OwnerInfo {
     pub owner: Option<OwnerRef>,
 }
 
+/// An object `annotate` may write to, with what it needs to write safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// An EKS Pod Identity association (List + Describe).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::Resource as _;
 use kube::api::ListParams;
 use kube::core::Request;
 use serde::Deserialize;
 
-use crate::model::{AgentStatus, ContainerInfo, OwnerInfo, OwnerRef, PodInfo, ServiceAccountInfo};
+use crate::model::{AgentStatus, ContainerInfo, ObjectMeta, OwnerInfo, OwnerRef, PodInfo, ServiceAccountInfo};
 
 /// Items per list page: kubectl's default chunk size.
 pub const PAGE_SIZE: u32 = 500;
@@ -138,6 +139,7 @@ async fn list_all<K, U>(
     namespace: Option<&str>,
     selector: Option<&str>,
     parse: ParsePage<U>,
+    metadata_only: bool,
 ) -> Result<Vec<U>, KubeError>
 where
     K: kube::Resource<DynamicType = ()>,
@@ -158,7 +160,8 @@ where
             ..Default::default()
         };
         let fetch = || async {
-            let req = request.list(&params).map_err(kube::Error::BuildRequest)?;
+            let req = if metadata_only { request.list_metadata(&params) } else { request.list(&params) };
+            let req = req.map_err(kube::Error::BuildRequest)?;
             client.request_text(req).await
         };
         let page = fetch
@@ -376,7 +379,7 @@ pub async fn pods(
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> Result<Vec<PodInfo>, KubeError> {
-    list_all::<Pod, _>(client, namespace, selector, parse_pods).await
+    list_all::<Pod, _>(client, namespace, selector, parse_pods, false).await
 }
 
 /// Service accounts in scope, keeping only their `eks.amazonaws.com/` annotations.
@@ -384,16 +387,98 @@ pub async fn service_accounts(
     client: &kube::Client,
     namespace: Option<&str>,
 ) -> Result<Vec<ServiceAccountInfo>, KubeError> {
-    list_all::<ServiceAccount, _>(client, namespace, None, parse_service_accounts).await
+    list_all::<ServiceAccount, _>(client, namespace, None, parse_service_accounts, false).await
 }
 
 /// ReplicaSets and Jobs in scope that have an owner.
 pub async fn owners(client: &kube::Client, namespace: Option<&str>) -> Vec<Result<Vec<OwnerInfo>, KubeError>> {
     let (rs, jobs) = tokio::join!(
-        list_all::<ReplicaSet, _>(client, namespace, None, parse_owned::<false>),
-        list_all::<Job, _>(client, namespace, None, parse_owned::<true>),
+        list_all::<ReplicaSet, _>(client, namespace, None, parse_owned::<false>, false),
+        list_all::<Job, _>(client, namespace, None, parse_owned::<true>, false),
     );
     vec![rs, jobs]
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FullMeta {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    resource_version: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+fn parse_meta<K: kube::Resource<DynamicType = ()>>(text: &str) -> serde_json::Result<Vec<ObjectMeta>> {
+    let list = serde_json::from_str::<List<RawObject<FullMeta>>>(text)?;
+    let kind = K::kind(&()).into_owned();
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| ObjectMeta {
+            kind: kind.clone(),
+            namespace: o.metadata.namespace,
+            name: o.metadata.name,
+            uid: o.metadata.uid,
+            resource_version: o.metadata.resource_version,
+            annotations: o.metadata.annotations,
+        })
+        .collect())
+}
+
+/// The kinds `annotate` writes to: top-level workloads and service accounts.
+pub const ANNOTATED_KINDS: [&str; 8] =
+    ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod", "ServiceAccount"];
+
+/// The metadata of every object `annotate` may write to, in scope: one metadata-only list per kind.
+pub async fn annotatable(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<ObjectMeta>, KubeError> {
+    let ns = namespace;
+    let lists = futures::future::join_all([
+        Box::pin(list_all::<Deployment, _>(client, ns, None, parse_meta::<Deployment>, true))
+            as futures::future::BoxFuture<'_, Result<Vec<ObjectMeta>, KubeError>>,
+        Box::pin(list_all::<StatefulSet, _>(client, ns, None, parse_meta::<StatefulSet>, true)),
+        Box::pin(list_all::<DaemonSet, _>(client, ns, None, parse_meta::<DaemonSet>, true)),
+        Box::pin(list_all::<CronJob, _>(client, ns, None, parse_meta::<CronJob>, true)),
+        Box::pin(list_all::<Job, _>(client, ns, None, parse_meta::<Job>, true)),
+        Box::pin(list_all::<ReplicaSet, _>(client, ns, None, parse_meta::<ReplicaSet>, true)),
+        Box::pin(list_all::<Pod, _>(client, ns, None, parse_meta::<Pod>, true)),
+        Box::pin(list_all::<ServiceAccount, _>(client, ns, None, parse_meta::<ServiceAccount>, true)),
+    ])
+    .await;
+    let mut out = Vec::new();
+    for list in lists {
+        out.extend(list?);
+    }
+    Ok(out)
+}
+
+/// The API path of a kind `annotate` writes to.
+pub fn url_path(kind: &str, namespace: &str) -> Option<String> {
+    let ns = Some(namespace);
+    Some(match kind {
+        "Deployment" => Deployment::url_path(&(), ns),
+        "StatefulSet" => StatefulSet::url_path(&(), ns),
+        "DaemonSet" => DaemonSet::url_path(&(), ns),
+        "CronJob" => CronJob::url_path(&(), ns),
+        "Job" => Job::url_path(&(), ns),
+        "ReplicaSet" => ReplicaSet::url_path(&(), ns),
+        "Pod" => Pod::url_path(&(), ns),
+        "ServiceAccount" => ServiceAccount::url_path(&(), ns),
+        _ => return None,
+    })
+}
+
+/// The API version of a kind `annotate` writes to, for event references.
+pub fn api_version(kind: &str) -> &'static str {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => "apps/v1",
+        "CronJob" | "Job" => "batch/v1",
+        _ => "v1",
+    }
 }
 
 /// The Pod Identity agent DaemonSet in kube-system.

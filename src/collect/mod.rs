@@ -12,26 +12,45 @@ use crate::cli::{AwsArgs, KubeArgs};
 use crate::model::{ClusterInfo, PodIdentityData, Scope, Snapshot};
 use crate::{Error, Result};
 
+/// A connected cluster: the client and what we know of the cluster before reading anything.
+pub struct Connection {
+    pub client: ::kube::Client,
+    /// The API server URL, for error messages.
+    pub server: String,
+    /// The scope: `None` for all namespaces.
+    pub namespace: Option<String>,
+    pub cluster: ClusterInfo,
+    pub profile: Option<String>,
+}
+
+impl Connection {
+    /// Loads the kube configuration and builds the client; nothing is requested yet.
+    pub async fn open(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Self> {
+        let target = context::load(kube_args).await?;
+        let namespace = if kube_args.all_namespaces {
+            None
+        } else {
+            Some(kube_args.namespace.clone().unwrap_or_else(|| target.config.default_namespace.clone()))
+        };
+        let server = target.config.cluster_url.to_string();
+        let client = ::kube::Client::try_from(target.config)
+            .map_err(|e| Error::Config(format!("cannot build a Kubernetes client from {}: {e}", target.source)))?;
+        let cluster = ClusterInfo {
+            name: aws_args.cluster.clone().or(target.hint.name),
+            region: aws_args.region.clone().or(target.hint.region),
+            account: target.hint.account,
+            oidc_issuer: None,
+        };
+        let profile = aws_args.profile.clone().or(target.hint.profile);
+        Ok(Connection { client, server, namespace, cluster, profile })
+    }
+}
+
 /// Collects everything in scope from the live Kubernetes API and EKS.
-pub async fn live(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Snapshot> {
-    let target = context::load(kube_args).await?;
-    let namespace = if kube_args.all_namespaces {
-        None
-    } else {
-        Some(kube_args.namespace.clone().unwrap_or_else(|| target.config.default_namespace.clone()))
-    };
-    let server = target.config.cluster_url.to_string();
-    let client = ::kube::Client::try_from(target.config)
-        .map_err(|e| Error::Config(format!("cannot build a Kubernetes client from {}: {e}", target.source)))?;
-    let cluster = ClusterInfo {
-        name: aws_args.cluster.clone().or(target.hint.name),
-        region: aws_args.region.clone().or(target.hint.region),
-        account: target.hint.account,
-        oidc_issuer: None,
-    };
-    let profile = aws_args.profile.clone().or(target.hint.profile);
-    let scope = Scope { namespace, selector: kube_args.selector.clone() };
-    let mut snap = Snapshot::new(cluster, scope);
+pub async fn live(conn: &Connection, selector: Option<&str>) -> Result<Snapshot> {
+    let scope = Scope { namespace: conn.namespace.clone(), selector: selector.map(str::to_string) };
+    let mut snap = Snapshot::new(conn.cluster.clone(), scope);
+    let (client, server, profile) = (&conn.client, &conn.server, conn.profile.clone());
 
     let ns = snap.scope.namespace.as_deref();
     let selector = snap.scope.selector.as_deref();
@@ -39,19 +58,19 @@ pub async fn live(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Snapshot> 
     let mut cluster = snap.cluster.clone();
     // The Kubernetes lists and the EKS reads do not depend on each other: run them together.
     let (pods, sas, owners, pod_identity) = tokio::join!(
-        kube::pods(&client, ns, selector),
-        kube::service_accounts(&client, ns),
-        kube::owners(&client, ns),
+        kube::pods(client, ns, selector),
+        kube::service_accounts(client, ns),
+        kube::owners(client, ns),
         pod_identity(&mut cluster, profile.as_deref(), ns, &mut pod_identity_warnings),
     );
-    snap.pods = pods.map_err(|e| Error::Kube(e.explain(&server)))?;
-    snap.service_accounts = sas.map_err(|e| Error::Kube(e.explain(&server)))?;
+    snap.pods = pods.map_err(|e| Error::Kube(e.explain(server)))?;
+    snap.service_accounts = sas.map_err(|e| Error::Kube(e.explain(server)))?;
     for result in owners {
         match result {
             Ok(o) => snap.owners.extend(o),
             Err(e) => snap.warnings.push(format!(
                 "{}; pods are shown under their ReplicaSet or Job instead of the top-level workload",
-                e.explain(&server)
+                e.explain(server)
             )),
         }
     }
@@ -59,9 +78,9 @@ pub async fn live(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Snapshot> 
     snap.pod_identity = pod_identity?;
     snap.warnings.extend(pod_identity_warnings);
     if !snap.pod_identity.associations.is_empty() {
-        match kube::pod_identity_agent(&client).await {
+        match kube::pod_identity_agent(client).await {
             Ok(agent) => snap.pod_identity_agent = Some(agent),
-            Err(e) => snap.warnings.push(format!("cannot check the Pod Identity agent: {}", e.explain(&server))),
+            Err(e) => snap.warnings.push(format!("cannot check the Pod Identity agent: {}", e.explain(server))),
         }
     }
     snap.sort();

@@ -1,0 +1,286 @@
+//! `annotate`: put each role's unused services on the workloads and service accounts that use it, and
+//! take them off where they no longer hold. The plan is pure; applying it is merge patches of our own
+//! annotation keys only, guarded by resourceVersion, and an Event per changed object.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Write};
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::paint::Paint;
+use crate::audit::{AuditReport, Status};
+use crate::model::ObjectMeta;
+
+/// The annotation keys, under a prefix (`iam-roles.io/` by default).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub unused_services: String,
+    pub role_arn: String,
+    pub audited_at: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            unused_services: format!("{prefix}unused-services"),
+            role_arn: format!("{prefix}role-arn"),
+            audited_at: format!("{prefix}audited-at"),
+        }
+    }
+
+    fn all(&self) -> [&str; 3] {
+        [&self.unused_services, &self.role_arn, &self.audited_at]
+    }
+}
+
+/// One object's annotation change: values to set, keys to remove, and what was there before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub object: ObjectMeta,
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+}
+
+impl Change {
+    /// The merge patch: only our keys (null removes), with the resourceVersion read, so a concurrent
+    /// change makes the server answer 409 instead of us overwriting it.
+    pub fn patch(&self) -> serde_json::Value {
+        let mut annotations = serde_json::Map::new();
+        for (k, v) in &self.set {
+            annotations.insert(k.clone(), v.clone().into());
+        }
+        for k in &self.remove {
+            annotations.insert(k.clone(), serde_json::Value::Null);
+        }
+        serde_json::json!({"metadata": {"resourceVersion": self.object.resource_version, "annotations": annotations}})
+    }
+
+    pub fn is_removal(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+/// What an object should carry: the unused services and the roles they belong to.
+#[derive(Debug, Default)]
+struct Finding {
+    services: BTreeSet<String>,
+    roles: BTreeSet<String>,
+}
+
+/// Plans the changes. An object whose findings are the same as its annotations is left alone, even
+/// though the audit time moved: a second run with the same data sends nothing.
+pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<Change>, Vec<String>) {
+    let mut wanted: HashMap<(String, String, String), Finding> = HashMap::new();
+    for role in &report.roles {
+        if role.error.is_some() || !matches!(role.status, Status::UnusedServices | Status::UnusedRole) {
+            continue;
+        }
+        for b in &role.bindings {
+            let targets = std::iter::once(("ServiceAccount".to_string(), b.service_account.clone()))
+                .chain(b.workloads.iter().map(|w| (w.kind.clone(), w.name.clone())));
+            for (kind, name) in targets {
+                let f = wanted.entry((kind, b.namespace.clone(), name)).or_default();
+                f.services.extend(role.unused_services.iter().cloned());
+                f.roles.insert(role.role_arn.clone());
+            }
+        }
+    }
+    let audited_at = report.generated_at.to_string();
+    let mut changes = Vec::new();
+    let mut seen = BTreeSet::new();
+    for object in objects {
+        let key = (object.kind.clone(), object.namespace.clone(), object.name.clone());
+        let has = |k: &str| object.annotations.get(k).map(String::as_str);
+        match wanted.get(&key) {
+            Some(f) => {
+                seen.insert(key);
+                let services = f.services.iter().cloned().collect::<Vec<_>>().join(",");
+                let roles = f.roles.iter().cloned().collect::<Vec<_>>().join(",");
+                if has(&keys.unused_services) == Some(services.as_str()) && has(&keys.role_arn) == Some(roles.as_str())
+                {
+                    continue;
+                }
+                let set = BTreeMap::from([
+                    (keys.unused_services.clone(), services),
+                    (keys.role_arn.clone(), roles),
+                    (keys.audited_at.clone(), audited_at.clone()),
+                ]);
+                changes.push(Change { object: object.clone(), set, remove: Vec::new() });
+            }
+            None => {
+                let remove: Vec<String> =
+                    keys.all().iter().filter(|k| has(k).is_some()).map(|k| k.to_string()).collect();
+                if !remove.is_empty() {
+                    changes.push(Change { object: object.clone(), set: BTreeMap::new(), remove });
+                }
+            }
+        }
+    }
+    let mut missing: Vec<String> = wanted
+        .keys()
+        .filter(|k| !seen.contains(*k))
+        .map(|(kind, ns, name)| {
+            format!("{kind} {ns}/{name} was not found (deleted, or a kind annotate does not write); skipped")
+        })
+        .collect();
+    missing.sort();
+    changes.sort_by(|a, b| {
+        (&a.object.namespace, &a.object.kind, &a.object.name).cmp(&(
+            &b.object.namespace,
+            &b.object.kind,
+            &b.object.name,
+        ))
+    });
+    (changes, missing)
+}
+
+/// The planned change as a readable diff, for `--dry-run`.
+pub fn write_diff(out: &mut dyn Write, change: &Change, paint: Paint) -> io::Result<()> {
+    let o = &change.object;
+    writeln!(out, "{} {}/{}", paint.bold(&o.kind), o.namespace, o.name)?;
+    for (k, v) in &change.set {
+        match o.annotations.get(k) {
+            Some(old) => writeln!(out, "{}", paint.warn(&format!("  ~ {k}: {old} -> {v}")))?,
+            None => writeln!(out, "{}", paint.good(&format!("  + {k}: {v}")))?,
+        }
+    }
+    for k in &change.remove {
+        let old = o.annotations.get(k).map(String::as_str).unwrap_or_default();
+        writeln!(out, "{}", paint.bad(&format!("  - {k}: {old}")))?;
+    }
+    Ok(())
+}
+
+/// The one line a CronJob's log ends with.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub kind: &'static str,
+    pub dry_run: bool,
+    pub roles_audited: usize,
+    pub roles_with_unused_services: usize,
+    pub objects_annotated: usize,
+    pub objects_cleared: usize,
+    pub skipped: usize,
+    pub errors: usize,
+}
+
+/// The Event recorded on an object `annotate` changed.
+pub fn event(change: &Change, api_version: &str, now: Timestamp) -> k8s_openapi::api::core::v1::Event {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta as Meta, Time};
+    let o = &change.object;
+    let (reason, message, kind) = if change.is_removal() {
+        ("IAMFindingsCleared", "its IAM roles no longer hold unused service permissions".to_string(), "Normal")
+    } else {
+        let services = change.set.iter().find(|(k, _)| k.ends_with("unused-services")).map(|(_, v)| v.as_str());
+        let services = services.unwrap_or_default();
+        (
+            "UnusedIAMPermissions",
+            format!("its IAM role holds service permissions it does not use: {services}"),
+            "Warning",
+        )
+    };
+    Event {
+        metadata: Meta {
+            generate_name: Some(format!("{}.", o.name)),
+            namespace: Some(o.namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some(api_version.to_string()),
+            kind: Some(o.kind.clone()),
+            name: Some(o.name.clone()),
+            namespace: Some(o.namespace.clone()),
+            uid: Some(o.uid.clone()),
+            ..Default::default()
+        },
+        reason: Some(reason.to_string()),
+        message: Some(message),
+        type_: Some(kind.to_string()),
+        source: Some(EventSource { component: Some("kubectl-iam-roles".to_string()), host: None }),
+        reporting_component: Some("kubectl-iam-roles".to_string()),
+        reporting_instance: Some("kubectl-iam-roles".to_string()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        event_time: Some(MicroTime(now)),
+        action: Some("Annotate".to_string()),
+        count: Some(1),
+        ..Default::default()
+    }
+}
+
+/// How one object's patch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Deleted or changed between read and write: the next run sees it anew.
+    Skipped(String),
+    Failed(String),
+}
+
+/// Sends one change as a merge patch with our field manager, then records an Event on the object.
+pub async fn apply(client: &kube::Client, change: &Change, now: Timestamp) -> (Outcome, Option<String>) {
+    use crate::collect::kube::{api_version, url_path};
+    let o = &change.object;
+    let Some(path) = url_path(&o.kind, &o.namespace) else {
+        return (
+            Outcome::Skipped(format!("{} {}/{}: annotate does not write this kind", o.kind, o.namespace, o.name)),
+            None,
+        );
+    };
+    let params = kube::api::PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+    let request = kube::core::Request::new(path).patch(&o.name, &params, &kube::api::Patch::Merge(change.patch()));
+    let sent = match request {
+        Ok(req) => client.request::<serde_json::Value>(req).await,
+        Err(e) => Err(kube::Error::BuildRequest(e)),
+    };
+    let what = format!("{} {}/{}", o.kind, o.namespace, o.name);
+    let outcome = match sent {
+        Ok(_) => Outcome::Done,
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return (Outcome::Skipped(format!("{what} was deleted before it could be annotated; skipped")), None);
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            return (
+                Outcome::Skipped(format!("{what} changed between read and write; skipped (the next run retries)")),
+                None,
+            );
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return (
+                Outcome::Failed(format!(
+                    "not allowed to patch {what} ({}); grant patch on it (manifests/clusterrole.yaml)",
+                    s.message
+                )),
+                None,
+            );
+        }
+        Err(e) => return (Outcome::Failed(format!("cannot patch {what}: {e}")), None),
+    };
+    let event = event(change, api_version(&o.kind), now);
+    let posted = serde_json::to_vec(&event).map_err(kube::Error::SerdeError).and_then(|body| {
+        kube::core::Request::new(format!("/api/v1/namespaces/{}/events", o.namespace))
+            .create(
+                &kube::api::PostParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() },
+                body,
+            )
+            .map_err(kube::Error::BuildRequest)
+    });
+    let warning = match posted {
+        Ok(req) => client
+            .request::<serde_json::Value>(req)
+            .await
+            .err()
+            .map(|e| format!("cannot record an event on {what}: {e}")),
+        Err(e) => Some(format!("cannot record an event on {what}: {e}")),
+    };
+    (outcome, warning)
+}
+
+/// The field manager our patches are recorded under.
+pub const FIELD_MANAGER: &str = "kubectl-iam-roles";
+
+#[cfg(test)]
+mod tests;
