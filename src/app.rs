@@ -86,7 +86,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let (reports, now) = if cli.output.snapshot.is_some() {
                 (snap.last_accessed.clone(), snap.taken_at)
             } else {
-                (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, Timestamp::now())
+                (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, now_seconds())
             };
             let report = audit::audit(&list, &reports, *unused_days, now);
             if report.roles.is_empty() && is_table(&cli) {
@@ -158,7 +158,7 @@ async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix: &str, iam:
     print_warnings(cli, &snap);
     let list = resolve::resolve(&snap);
     let reports = last_accessed(cli, &snap, &audit::auditable(&list), iam).await?;
-    let now = Timestamp::now();
+    let now = now_seconds();
     let report = audit::audit(&list, &reports, unused_days, now);
     let objects = collect::kube::annotatable(&conn.client, conn.namespace.as_deref())
         .await
@@ -231,7 +231,7 @@ async fn usage_summary(cli: &Cli, snap: &Snapshot, list: &BindingList, query: &R
         let roles: Vec<RoleArn> =
             audit::auditable(list).into_iter().filter(|r| query.matches(&r.to_string())).collect();
         match last_accessed(cli, snap, &roles, &IamArgs::default()).await {
-            Ok(reports) => (reports, Timestamp::now()),
+            Ok(reports) => (reports, now_seconds()),
             Err(e) => {
                 tracing::debug!("no last-accessed summary: {e}");
                 return None;
@@ -308,4 +308,10 @@ fn print(cli: &Cli, f: impl FnOnce(&mut dyn Write, Paint) -> std::io::Result<()>
     f(&mut out, paint)?;
     out.flush()?;
     Ok(())
+}
+
+/// Now, in whole seconds: the times this tool writes (reports, annotations) need no more.
+fn now_seconds() -> Timestamp {
+    let now = Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now)
 }

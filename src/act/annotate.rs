@@ -109,8 +109,9 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
                 changes.push(Change { object: object.clone(), set, remove: Vec::new() });
             }
             None => {
-                let remove: Vec<String> =
+                let mut remove: Vec<String> =
                     keys.all().iter().filter(|k| has(k).is_some()).map(|k| k.to_string()).collect();
+                remove.sort();
                 if !remove.is_empty() {
                     changes.push(Change { object: object.clone(), set: BTreeMap::new(), remove });
                 }

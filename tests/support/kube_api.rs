@@ -1,7 +1,8 @@
 //! A stateful fake Kubernetes API server speaking the real JSON wire format: typed lists with paging
-//! (`limit`/`continue`), label and field selectors, single GETs, merge-patch, `Status` errors, bearer
-//! token auth, injected faults and a request log. State is shared with the running server, so a test can
-//! change objects and faults mid-run.
+//! (`limit`/`continue`), label and field selectors, metadata-only lists (`PartialObjectMetadataList`), single
+//! GETs, merge-patch, create (with `generateName`), `Status` errors, bearer token auth, injected faults and a
+//! request log that can be read as RBAC requests ([`FakeKube::accesses`]). State is shared with the running
+//! server, so a test can change objects and faults mid-run.
 
 mod discovery;
 mod routes;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use super::fixtures::uid;
 pub use super::http_server::{Fault, Recorded};
 use super::http_server::{Server, serve, serve_tls};
+pub use routes::Access;
 use routes::respond;
 
 /// A resource kind the fake serves.
@@ -62,10 +64,20 @@ pub const RESOURCES: &[Resource] = &[
     res("StatefulSet", "statefulsets", "apps", true, &["sts"]),
     res("Job", "jobs", "batch", true, &[]),
     res("CronJob", "cronjobs", "batch", true, &["cj"]),
+    // Both Event APIs are views of one stored resource, as on a real server; objects keep the shape they
+    // were created with, so a list through either API may show both shapes.
+    res("Event", "events", "", true, &["ev"]),
+    res("Event", "events", "events.k8s.io", true, &["ev"]),
 ];
 
 fn resource_of_kind(kind: &str) -> Option<&'static Resource> {
     RESOURCES.iter().find(|r| r.kind == kind)
+}
+
+/// The resource of `kind` served at `api_version` when given and served, else the first of that kind.
+fn resource_of(kind: &str, api_version: Option<&str>) -> Option<&'static Resource> {
+    let at_version = RESOURCES.iter().find(|r| r.kind == kind && Some(r.api_version().as_str()) == api_version);
+    at_version.or_else(|| resource_of_kind(kind))
 }
 
 /// Objects are keyed by kind, namespace ("" when cluster-scoped) and name.
@@ -103,7 +115,8 @@ impl FakeKube {
     /// assigns a new `resourceVersion` and fills `uid`/`creationTimestamp` when missing.
     pub fn add(&self, mut obj: Value) {
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let res = resource_of_kind(&kind).unwrap_or_else(|| panic!("fake kube does not serve kind {kind:?}"));
+        let res = resource_of(&kind, obj["apiVersion"].as_str())
+            .unwrap_or_else(|| panic!("fake kube does not serve kind {kind:?}"));
         let ns = if res.namespaced { obj["metadata"]["namespace"].as_str().unwrap_or("default") } else { "" };
         let name = obj["metadata"]["name"].as_str().expect("object needs metadata.name").to_string();
         let ns = ns.to_string();
@@ -142,6 +155,11 @@ impl FakeKube {
         self.lock().objects.get(&(kind.to_string(), ns.to_string(), name.to_string())).cloned()
     }
 
+    /// Every stored object of `kind`, sorted by namespace and name (e.g. the Events a run created).
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        self.lock().objects.iter().filter(|((k, _, _), _)| k == kind).map(|(_, obj)| obj.clone()).collect()
+    }
+
     /// From now on requests without `Authorization: Bearer <token>` get 401.
     pub fn require_bearer_token(&self, token: &str) {
         self.lock().token = Some(token.to_string());
@@ -173,6 +191,12 @@ impl FakeKube {
 
     pub fn clear_requests(&self) {
         self.lock().log.clear();
+    }
+
+    /// Every request so far as the authorizer sees it (verb, API group, resource, namespace, name), to check
+    /// the requests a run made against RBAC rules.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.lock().log.iter().map(Access::of).collect()
     }
 
     /// Requests with this method whose path contains `path_contains`.

@@ -21,7 +21,9 @@ pub fn api_versions() -> Value {
 }
 
 pub fn api_groups() -> Value {
-    let groups: Vec<Value> = ["apps", "batch"]
+    let mut names: Vec<&str> = RESOURCES.iter().map(|r| r.group).filter(|g| !g.is_empty()).collect();
+    names.dedup();
+    let groups: Vec<Value> = names
         .iter()
         .map(|group| {
             let gv = json!({ "groupVersion": format!("{group}/v1"), "version": "v1" });
@@ -48,6 +50,6 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
 fn describe(r: &Resource) -> Value {
     json!({
         "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
-        "kind": r.kind, "verbs": ["get", "list", "patch"], "shortNames": r.short_names,
+        "kind": r.kind, "verbs": ["create", "get", "list", "patch"], "shortNames": r.short_names,
     })
 }

@@ -1,10 +1,11 @@
-//! Which resource a URL names, and dispatching a request to the verb that answers it.
+//! Which resource a URL names, dispatching a request to the verb that answers it, and the same request as
+//! the RBAC authorizer sees it.
 
 use serde_json::Value;
 
-use super::super::http_server::{Request, Response, take_fault};
+use super::super::http_server::{Recorded, Request, Response, take_fault};
 use super::status::{self, Target};
-use super::verbs::{list, patch};
+use super::verbs::{create, get, list, patch};
 use super::{Key, RESOURCES, Resource, State, discovery};
 
 enum Route {
@@ -49,15 +50,28 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
     }
 }
 
-fn target(route: &Route, req: &Request) -> Target {
-    let verb = match (req.method.as_str(), route) {
+/// The RBAC verb of a request (kube-apiserver's `RequestInfoFactory`): the HTTP method, refined by whether
+/// the URL names a collection or one object, and by `watch`.
+fn verb(method: &str, route: &Route, watch: bool) -> &'static str {
+    match (method, route) {
+        ("GET", Route::List(..)) if watch => "watch",
         ("GET", Route::List(..)) => "list",
-        ("GET", _) => "get",
+        ("GET" | "HEAD", _) => "get",
         ("PATCH", _) => "patch",
         ("PUT", _) => "update",
+        ("DELETE", Route::List(..)) => "deletecollection",
         ("DELETE", _) => "delete",
-        _ => "create",
-    };
+        ("POST", _) => "create",
+        _ => "",
+    }
+}
+
+fn is_watch(value: Option<&str>) -> bool {
+    value.is_some_and(|w| w == "true" || w == "1")
+}
+
+fn target(route: &Route, req: &Request) -> Target {
+    let verb = verb(&req.method, route, is_watch(req.query_param("watch").as_deref()));
     let (res, namespace, name) = match route {
         Route::List(r, ns) => (Some(*r), ns.clone(), None),
         Route::Object(r, ns, name) => (Some(*r), ns.clone(), Some(name.clone())),
@@ -88,11 +102,9 @@ pub(super) fn respond(st: &mut State, req: &Request) -> Response {
     match (req.method.as_str(), route) {
         ("GET", Route::Discovery(body)) => Response::json(200, &body),
         ("GET", Route::List(res, ns)) => list(st, res, ns.as_deref(), req),
-        ("GET", Route::Object(res, ns, name)) => match st.objects.get(&key(res, &ns, &name)) {
-            Some(obj) => Response::json(200, obj),
-            None => status::not_found(&target),
-        },
+        ("GET", Route::Object(res, ns, name)) => get(st, &key(res, &ns, &name), req, &target),
         ("PATCH", Route::Object(res, ns, name)) => patch(st, key(res, &ns, &name), req, &target),
+        ("POST", Route::List(res, ns)) if res.namespaced == ns.is_some() => create(st, res, ns, req, &target),
         (_, Route::Unknown) => status::not_found(&target),
         _ => status::failure(
             405,
@@ -105,4 +117,52 @@ pub(super) fn respond(st: &mut State, req: &Request) -> Response {
 
 pub(super) fn key(res: &Resource, ns: &Option<String>, name: &str) -> Key {
     (res.kind.to_string(), ns.clone().unwrap_or_default(), name.to_string())
+}
+
+/// A request as the RBAC authorizer sees it. `resource` is empty for non-resource URLs (discovery,
+/// `/version`, unknown paths), whose `verb` is then the lowercase HTTP method, as for RBAC's
+/// `nonResourceURLs` rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    pub verb: String,
+    /// API group: `""` for the core group, `apps`, `batch`, `events.k8s.io`...
+    pub group: String,
+    /// Resource plural (`pods`), as RBAC rules name it.
+    pub resource: String,
+    pub namespace: Option<String>,
+    /// The object named in the URL; `None` for collections.
+    pub name: Option<String>,
+    pub path: String,
+}
+
+impl Access {
+    pub fn of(req: &Recorded) -> Self {
+        let route = route(&req.path);
+        let res = match &route {
+            Route::List(r, _) | Route::Object(r, _, _) => Some(*r),
+            _ => None,
+        };
+        let verb = match res {
+            Some(_) => verb(&req.method, &route, is_watch(req.query_param("watch"))).to_string(),
+            None => req.method.to_ascii_lowercase(),
+        };
+        let (namespace, name) = match route {
+            Route::List(_, ns) => (ns, None),
+            Route::Object(_, ns, name) => (ns, Some(name)),
+            _ => (None, None),
+        };
+        Access {
+            verb,
+            group: res.map(|r| r.group.to_string()).unwrap_or_default(),
+            resource: res.map(|r| r.plural.to_string()).unwrap_or_default(),
+            namespace,
+            name,
+            path: req.path.clone(),
+        }
+    }
+
+    /// Whether the URL named no resource (discovery, `/version`, or a path the fake does not serve).
+    pub fn non_resource(&self) -> bool {
+        self.resource.is_empty()
+    }
 }

@@ -89,6 +89,12 @@ pub fn not_found(target: &Target) -> Response {
     }
 }
 
+/// 409 AlreadyExists, for a create whose name is taken.
+pub fn already_exists(target: &Target) -> Response {
+    let message = format!("{} already exists", target.subject());
+    failure(409, "AlreadyExists", &message, Some(target.details()))
+}
+
 pub fn expired() -> Response {
     let message = "The provided continue parameter is too old to display a consistent list result. \
         You can start a new list without the continue parameter, or use the continue token in this \

@@ -1,0 +1,245 @@
+//! `annotate` through the real binary against the fake Kubernetes API, EKS, IAM and STS (issue 4):
+//! exactly the affected objects get our keys, foreign annotations survive, stale findings are cleared,
+//! a re-run and a dry run write nothing, and one object's conflict, absence or refusal spoils nothing else.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
+use support::eks::{FakeEks, RunningEks};
+use support::fixtures::{deployment, pod, replica_set, service_account};
+use support::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use support::kube_api::{FakeKube, Fault, RunningKube};
+use support::sts::{FakeSts, RunningSts};
+
+const ACCOUNT: &str = "111122223333";
+const API: &str = "arn:aws:iam::111122223333:role/payments-api";
+const WEB: &str = "arn:aws:iam::111122223333:role/web";
+const UNUSED: &str = "iam-roles.io/unused-services";
+const ROLE: &str = "iam-roles.io/role-arn";
+const AUDITED: &str = "iam-roles.io/audited-at";
+
+struct World {
+    kube: RunningKube,
+    eks: RunningEks,
+    iam: RunningIam,
+    sts: RunningSts,
+    kubeconfig: KubeconfigFile,
+}
+
+/// `pay/api` runs as a role holding kms it never used; `pay/web` uses everything its role holds but
+/// still carries a finding from an earlier run; `other/extra` has nothing to do with us.
+fn world() -> World {
+    let kube = FakeKube::new();
+    let app = |ns: &str, name: &str, role: &str, annotations: &[(&str, &str)]| {
+        kube.add(service_account(ns, name).irsa(role).build());
+        let mut d = deployment(ns, name).service_account(name);
+        for (k, v) in annotations {
+            d = d.annotation(k, v);
+        }
+        kube.add(d.build());
+        kube.add(replica_set(ns, &format!("{name}-5c8d")).owner("Deployment", name).build());
+        kube.add(
+            pod(ns, &format!("{name}-5c8d-x1"))
+                .service_account(name)
+                .owner("ReplicaSet", &format!("{name}-5c8d"))
+                .irsa(role)
+                .build(),
+        );
+    };
+    app("pay", "api", API, &[("team", "payments")]);
+    app("pay", "web", WEB, &[("team", "web"), (UNUSED, "sns"), (ROLE, WEB), (AUDITED, "2026-01-01T00:00:00Z")]);
+    kube.add(deployment("other", "extra").annotation("owner", "someone").build());
+
+    let eks = FakeEks::new();
+    eks.add_cluster("prod", "us-west-2", ACCOUNT);
+    let iam = FakeIam::new(ACCOUNT);
+    iam.job_delay(Duration::from_millis(20));
+    let recent = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    iam.add_role(
+        RoleSpec::new("payments-api")
+            .inline("main", allow(&["s3:GetObject", "kms:Decrypt"]))
+            .last_used(&recent, "us-west-2"),
+    );
+    iam.set_usage("payments-api", "s3", Some(&recent), None, Some("us-west-2"));
+    iam.add_role(RoleSpec::new("web").inline("main", allow(&["sqs:SendMessage"])).last_used(&recent, "us-west-2"));
+    iam.set_usage("web", "sqs", Some(&recent), None, Some("us-west-2"));
+    let sts = FakeSts::new(ACCOUNT);
+    sts.share_keys_with(&iam);
+
+    let kube = kube.start();
+    let kubeconfig = Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url())).write();
+    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig }
+}
+
+impl World {
+    fn annotate(&self, args: &[&str]) -> Output {
+        Cmd::new()
+            .kubeconfig(&self.kubeconfig)
+            .aws_credentials()
+            .eks_endpoint(&self.eks.url())
+            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
+            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
+            .args(["annotate", "-A"])
+            .args(args)
+            .run()
+    }
+
+    fn annotations(&self, kind: &str, ns: &str, name: &str) -> Value {
+        self.kube.get(kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"))["metadata"]["annotations"].clone()
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.kube
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+}
+
+fn summary(out: &Output) -> Value {
+    let last = out.stdout.lines().last().unwrap_or_else(|| panic!("no summary: {out}"));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("the last line is the JSON summary ({e}): {out}"))
+}
+
+#[test]
+fn annotates_exactly_the_affected_objects_and_clears_stale_findings() {
+    let w = world();
+    let out = w.annotate(&[]);
+    out.assert_code(0);
+
+    for kind in ["Deployment", "ServiceAccount"] {
+        let a = w.annotations(kind, "pay", "api");
+        assert_eq!((a[UNUSED].as_str(), a[ROLE].as_str()), (Some("kms"), Some(API)), "{kind}: {a:#}");
+        assert!(a[AUDITED].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{a:#}");
+    }
+    assert_eq!(w.annotations("Deployment", "pay", "api")["team"], "payments", "foreign annotations survive");
+    let web = w.annotations("Deployment", "pay", "web");
+    assert_eq!(web, serde_json::json!({"team": "web"}), "the stale finding is gone, the rest stays");
+    assert_eq!(w.annotations("Deployment", "other", "extra"), serde_json::json!({"owner": "someone"}));
+
+    let patches: Vec<_> = w.kube.requests().into_iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 3, "{:?}", w.writes());
+    for p in &patches {
+        assert_eq!(p.query_param("fieldManager"), Some("kubectl-iam-roles"));
+        assert!(p.header("content-type").is_some_and(|c| c.starts_with("application/merge-patch+json")));
+        let body: Value = serde_json::from_str(&p.body).unwrap();
+        let keys: Vec<&String> = body["metadata"]["annotations"].as_object().unwrap().keys().collect();
+        assert!(keys.iter().all(|k| k.starts_with("iam-roles.io/")), "only our keys are sent: {keys:?}");
+        assert!(body["metadata"]["resourceVersion"].is_string(), "guarded by the resourceVersion read");
+        assert!(body.get("spec").is_none());
+    }
+    let events = w.kube.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/events")).count();
+    assert_eq!(events, 3, "one Event per changed object");
+    let s = summary(&out);
+    assert_eq!(
+        (s["objectsAnnotated"].as_u64(), s["objectsCleared"].as_u64(), s["errors"].as_u64()),
+        (Some(2), Some(1), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["rolesWithUnusedServices"], 1);
+
+    // Same data, second run: nothing to write.
+    w.kube.clear_requests();
+    let again = w.annotate(&[]);
+    again.assert_code(0);
+    assert!(w.writes().is_empty(), "a re-run writes nothing: {:?}", w.writes());
+    assert_eq!(summary(&again)["objectsAnnotated"], 0);
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_writes_nothing() {
+    let w = world();
+    let out = w.annotate(&["--dry-run"]);
+    out.assert_code(0);
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
+    assert!(out.stdout.contains("Deployment pay/api\n  + iam-roles.io/audited-at: "), "{out}");
+    assert!(out.stdout.contains("  + iam-roles.io/unused-services: kms"), "{out}");
+    assert!(out.stdout.contains("Deployment pay/web\n  - iam-roles.io/audited-at: 2026-01-01T00:00:00Z"), "{out}");
+    assert!(out.stdout.contains("  - iam-roles.io/unused-services: sns"), "{out}");
+    assert_eq!(summary(&out)["dryRun"], true);
+    assert!(w.annotations("Deployment", "pay", "web").get(UNUSED).is_some());
+}
+
+#[test]
+fn a_conflict_a_deletion_or_a_refusal_on_one_object_leaves_the_rest_done() {
+    let w = world();
+    w.kube.fault(Fault::new("/deployments/api", 409).method("PATCH"));
+    w.kube.fault(Fault::new("/serviceaccounts/api", 403).method("PATCH"));
+    w.kube.fault(Fault::new("/deployments/web", 404).method("PATCH"));
+    let out = w.annotate(&[]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("Deployment pay/api changed between read and write; skipped"), "{out}");
+    assert!(out.stderr.contains("error: not allowed to patch ServiceAccount pay/api"), "{out}");
+    assert!(out.stderr.contains("Deployment pay/web was deleted before it could be annotated"), "{out}");
+    let s = summary(&out);
+    assert_eq!(
+        (s["skipped"].as_u64(), s["errors"].as_u64(), s["objectsAnnotated"].as_u64()),
+        (Some(2), Some(1), Some(0)),
+        "{s}"
+    );
+
+    // Without the faults, the next run finishes the job.
+    w.kube.clear_faults();
+    let out = w.annotate(&[]);
+    assert_eq!(summary(&out)["objectsAnnotated"], 2, "{out}");
+    assert_eq!(w.annotations("ServiceAccount", "pay", "api")[UNUSED], "kms");
+}
+
+#[test]
+fn refuses_snapshots_and_selectors() {
+    let out = Cmd::new().args(["--snapshot", "examples/demo-snapshot.json", "annotate"]).run();
+    out.assert_code(2);
+    assert!(out.stderr.contains("cannot run on --snapshot"), "{out}");
+    let w = world();
+    let out = w.annotate(&["-l", "app=api"]);
+    out.assert_code(2);
+    assert!(w.writes().is_empty());
+}
+
+/// The CronJob's way in: in-cluster configuration (service host/port env, token and CA files) over TLS.
+/// kube-rs reads the token and CA from fixed paths, so the binary runs in a private mount namespace
+/// with a tmpfs over /run holding them (needs root, as CI has).
+#[test]
+fn runs_in_cluster_over_tls() {
+    let kube = FakeKube::new();
+    kube.add(service_account("pay", "api").irsa(API).build());
+    kube.add(deployment("pay", "api").service_account("api").build());
+    kube.add(pod("pay", "api-1").service_account("api").owner("Deployment", "api").irsa(API).build());
+    kube.require_bearer_token("in-cluster-token");
+    let kube = kube.start_tls();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "in-cluster-token").unwrap();
+    std::fs::write(dir.path().join("ca.crt"), kube.ca_pem().unwrap()).unwrap();
+    std::fs::write(dir.path().join("namespace"), "pay").unwrap();
+    let port = kube.url().rsplit(':').next().unwrap().to_string();
+    let sa_dir = "/run/secrets/kubernetes.io/serviceaccount";
+    let script = format!(
+        "mount -t tmpfs tmpfs /run && mkdir -p {sa_dir} && cp '{}'/* {sa_dir}/ && exec '{}' -o json",
+        dir.path().display(),
+        support::cli::bin_path().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", &port)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("unshare (util-linux) runs the binary in its own mount namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "in-cluster run failed (root is needed for the mount namespace)\n{stdout}\n{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["items"][0]["roleArn"], API, "{doc:#}");
+    assert!(
+        kube.requests().iter().any(|r| r.path == "/api/v1/namespaces/pay/pods"),
+        "the pod's namespace is the default scope"
+    );
+}
