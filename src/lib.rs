@@ -9,6 +9,7 @@ pub mod arn;
 pub mod audit;
 pub mod cli;
 pub mod collect;
+pub mod doctor;
 pub mod model;
 pub mod resolve;
 pub mod selector;

@@ -1,0 +1,149 @@
+//! Trust policies as they appear in real accounts.
+
+use serde_json::json;
+
+use super::*;
+
+const ISSUER: &str = "https://oidc.eks.us-west-2.amazonaws.com/id/5C9F2A7B41D3E8F06A1B2C3D4E5F6A7B";
+const HOST: &str = "oidc.eks.us-west-2.amazonaws.com/id/5C9F2A7B41D3E8F06A1B2C3D4E5F6A7B";
+const OTHER_HOST: &str = "oidc.eks.eu-west-1.amazonaws.com/id/0000000000000000000000000000AAAA";
+
+fn provider(host: &str) -> String {
+    format!("arn:aws:iam::111122223333:oidc-provider/{host}")
+}
+
+fn web_identity(conditions: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": provider(HOST)},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": conditions,
+    }]})
+}
+
+fn check(doc: &Value) -> Trust {
+    irsa(doc, ISSUER, "111122223333", "payments", "api")
+}
+
+#[test]
+fn exact_sub_and_aud_is_ok() {
+    let doc = web_identity(json!({"StringEquals": {
+        format!("{HOST}:sub"): "system:serviceaccount:payments:api",
+        format!("{HOST}:aud"): "sts.amazonaws.com",
+    }}));
+    assert_eq!(check(&doc), Trust::Ok);
+}
+
+#[test]
+fn string_like_with_a_wildcard_is_too_wide_and_one_without_is_ok() {
+    let wild = web_identity(json!({
+        "StringLike": {format!("{HOST}:sub"): "system:serviceaccount:payments:*"},
+        "StringEquals": {format!("{HOST}:aud"): "sts.amazonaws.com"},
+    }));
+    assert!(matches!(check(&wild), Trust::TooWide(why) if why.contains("wildcard")));
+    let exact_like = web_identity(json!({
+        "StringLike": {format!("{HOST}:sub"): "system:serviceaccount:payments:api"},
+        "StringEquals": {format!("{HOST}:aud"): "sts.amazonaws.com"},
+    }));
+    assert_eq!(check(&exact_like), Trust::Ok);
+}
+
+#[test]
+fn missing_conditions_are_too_wide() {
+    let no_sub = web_identity(json!({"StringEquals": {format!("{HOST}:aud"): "sts.amazonaws.com"}}));
+    assert!(matches!(check(&no_sub), Trust::TooWide(why) if why.contains("no condition on sub")));
+    let no_aud = web_identity(json!({"StringEquals": {format!("{HOST}:sub"): "system:serviceaccount:payments:api"}}));
+    assert!(matches!(check(&no_aud), Trust::TooWide(why) if why.contains("aud")));
+    let none = json!({"Statement": {"Effect": "Allow", "Principal": {"Federated": provider(HOST)}, "Action": "sts:AssumeRoleWithWebIdentity"}});
+    assert!(matches!(check(&none), Trust::TooWide(_)), "Statement as a single object");
+}
+
+#[test]
+fn another_service_account_or_cluster_is_a_mismatch_naming_it() {
+    let other_sa = web_identity(json!({"StringEquals": {
+        format!("{HOST}:sub"): ["system:serviceaccount:payments:worker", "system:serviceaccount:web:api"],
+        format!("{HOST}:aud"): "sts.amazonaws.com",
+    }}));
+    assert!(
+        matches!(check(&other_sa), Trust::Mismatch(why) if why.contains("payments:worker") && why.contains("payments:api"))
+    );
+    let other_cluster = json!({"Statement": [{
+        "Effect": "Allow", "Principal": {"Federated": provider(OTHER_HOST)}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{OTHER_HOST}:sub"): "system:serviceaccount:payments:api"}},
+    }]});
+    assert!(matches!(check(&other_cluster), Trust::Mismatch(why) if why.contains(OTHER_HOST)));
+    let wrong_aud = web_identity(json!({"StringEquals": {
+        format!("{HOST}:sub"): "system:serviceaccount:payments:api", format!("{HOST}:aud"): "sts.example.com",
+    }}));
+    assert!(matches!(check(&wrong_aud), Trust::Mismatch(why) if why.contains("aud")));
+    assert!(matches!(check(&json!({"Statement": []})), Trust::Mismatch(_)));
+}
+
+#[test]
+fn several_statements_and_clusters_in_one_policy() {
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"Federated": provider(OTHER_HOST)}, "Action": "sts:AssumeRoleWithWebIdentity",
+         "Condition": {"StringEquals": {format!("{OTHER_HOST}:sub"): "system:serviceaccount:payments:api"}}},
+        {"Effect": "Allow", "Principal": {"Federated": [provider(HOST)]}, "Action": ["sts:AssumeRoleWithWebIdentity"],
+         "Condition": {"StringEquals": {format!("{HOST}:sub"): "system:serviceaccount:payments:api", format!("{HOST}:aud"): "sts.amazonaws.com"}}},
+    ]});
+    assert_eq!(check(&doc), Trust::Ok);
+}
+
+#[test]
+fn url_encoded_documents_from_get_role() {
+    let doc = web_identity(json!({"StringEquals": {
+        format!("{HOST}:sub"): "system:serviceaccount:payments:api", format!("{HOST}:aud"): "sts.amazonaws.com",
+    }}));
+    let encoded: String = doc
+        .to_string()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert!(encoded.starts_with("%7B"));
+    assert_eq!(check(&parse_document(&encoded).unwrap()), Trust::Ok);
+    assert!(parse_document("%7Bnot json").is_err());
+}
+
+#[test]
+fn a_deny_wins() {
+    let mut doc = web_identity(json!({"StringEquals": {
+        format!("{HOST}:sub"): "system:serviceaccount:payments:api", format!("{HOST}:aud"): "sts.amazonaws.com",
+    }}));
+    doc["Statement"].as_array_mut().unwrap().push(json!({
+        "Effect": "Deny", "Principal": {"Federated": provider(HOST)}, "Action": "sts:*",
+    }));
+    assert!(matches!(check(&doc), Trust::Mismatch(why) if why.contains("Deny")));
+}
+
+#[test]
+fn pod_identity_needs_assume_role_and_tag_session() {
+    let good = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+    }]});
+    assert_eq!(pod_identity(&good), Trust::Ok);
+    let list_principal = json!({"Statement": [{
+        "Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com", "pods.eks.amazonaws.com"]}, "Action": "sts:*",
+    }]});
+    assert_eq!(pod_identity(&list_principal), Trust::Ok);
+    let no_tags = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    assert!(matches!(pod_identity(&no_tags), Trust::Mismatch(why) if why.contains("sts:TagSession")));
+    let irsa_only = web_identity(json!({}));
+    assert!(matches!(pod_identity(&irsa_only), Trust::Mismatch(_)));
+}
+
+#[test]
+fn globs() {
+    assert!(glob("sts:AssumeRole*", "sts:AssumeRoleWithWebIdentity"));
+    assert!(glob("STS:assumerole", "sts:AssumeRole"));
+    assert!(glob("system:serviceaccount:*:api", "system:serviceaccount:payments:api"));
+    assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
+    assert!(!glob("sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"));
+}
