@@ -90,7 +90,7 @@ fn principal_matches(statement: &Value, key: &str, wanted: &str) -> bool {
     match statement.get("Principal") {
         Some(Value::String(s)) => s == "*",
         Some(Value::Object(p)) => {
-            strings(p.get(key)).iter().any(|v| *v == wanted) || strings(p.get("AWS")).contains(&"*")
+            strings(p.get(key)).contains(&wanted) || strings(p.get("AWS")).contains(&"*")
         }
         _ => false,
     }
