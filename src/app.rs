@@ -18,7 +18,7 @@ use crate::model::{BindingList, RoleReport, Snapshot};
 
 /// The `--unused-days` default, also used for the `who-uses` summary.
 const DEFAULT_UNUSED_DAYS: u32 = 90;
-use crate::{Error, Result, audit, collect, resolve};
+use crate::{Error, Result, audit, collect, doctor, resolve};
 
 /// Runs one command; the caller turns the result into an exit code.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -67,8 +67,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             let roles = audit::auditable(&list);
-            // Re-scoping a snapshot file keeps the reports it holds; a live snapshot reads them.
+            // Re-scoping a snapshot file keeps the IAM data it holds; a live snapshot reads it.
             if cli.output.snapshot.is_none() && !roles.is_empty() {
+                let account_roles = iam.account_roles.iter().cloned().collect();
+                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
+                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
+                    Err(e) => warn(&cli, &format!("trust policies are not recorded in the snapshot: {e}")),
+                }
                 match last_accessed(&cli, &snap, &roles, iam).await {
                     Ok(reports) => snap.last_accessed = reports,
                     Err(e) => warn(&cli, &format!("last-accessed data is not recorded in the snapshot: {e}")),
@@ -79,6 +84,29 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Annotate { unused_days, dry_run, annotation_prefix, iam } => {
             annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam).await
+        }
+        Command::Doctor { fail_on, account_roles } => {
+            let mut snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            if cli.output.snapshot.is_none() {
+                let account_roles = account_roles.iter().cloned().collect();
+                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
+                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
+                    Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
+                }
+            }
+            let report = doctor::doctor(&list, &snap);
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => render::doctor_table(out, &report, paint),
+                f => render::document(out, &report, f),
+            })?;
+            match fail_on {
+                Some(level) if report.has(*level) => Err(Error::Findings(format!(
+                    "doctor found {} error(s) and {} warning(s); failing as --fail-on asks",
+                    report.summary.errors, report.summary.warnings
+                ))),
+                _ => Ok(()),
+            }
         }
         Command::Audit { unused_days, iam } => {
             let snap = load(&cli).await?;
@@ -248,16 +276,39 @@ fn warn(cli: &Cli, message: &str) {
     eprintln!("{} {message}", Paint::stderr(cli.output.color).warn("warning:"));
 }
 
-/// Reads last-accessed reports live, with a progress bar on a terminal when it takes more than a moment.
-async fn last_accessed(cli: &Cli, snap: &Snapshot, roles: &[RoleArn], iam: &IamArgs) -> Result<Vec<RoleReport>> {
-    // IAM is global, but signing needs a region: the cluster's, else the partition's home region.
+/// The IAM SDK config: IAM is global, but signing needs a region (the cluster's, else us-east-1).
+async fn iam_sdk(cli: &Cli, snap: &Snapshot) -> aws_config::SdkConfig {
     let region = snap.cluster.region.clone().or_else(|| cli.aws.region.clone());
     let sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
-    let sdk = if sdk.region().is_none() {
-        collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await
-    } else {
-        sdk
+    if sdk.region().is_some() { sdk } else { collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await }
+}
+
+/// Reads the roles' trust policies and the account's OIDC providers, for `doctor`.
+async fn role_wiring(
+    cli: &Cli,
+    snap: &Snapshot,
+    roles: &[RoleArn],
+    account_roles: &std::collections::HashMap<String, String>,
+) -> Result<(Vec<crate::model::RoleDetails>, Option<Vec<String>>)> {
+    let sdk = iam_sdk(cli, snap).await;
+    let (caller, clients) = collect::iam::clients(&sdk, account_roles).await?;
+    let details = collect::roles::details(&clients, &caller, roles).await;
+    let providers = match clients.get(&caller) {
+        Some(client) => match collect::roles::oidc_providers(client).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn(cli, &format!("cannot check the cluster's OIDC provider: {e}"));
+                None
+            }
+        },
+        None => None,
     };
+    Ok((details, providers))
+}
+
+/// Reads last-accessed reports live, with a progress bar on a terminal when it takes more than a moment.
+async fn last_accessed(cli: &Cli, snap: &Snapshot, roles: &[RoleArn], iam: &IamArgs) -> Result<Vec<RoleReport>> {
+    let sdk = iam_sdk(cli, snap).await;
     let settings = AuditSettings {
         granularity: iam.granularity,
         concurrency: usize::from(iam.concurrency),

@@ -55,6 +55,16 @@ pub enum Command {
         #[command(flatten)]
         iam: IamArgs,
     },
+    /// Check that each binding's wiring can work and is tight: roles exist, trust policies admit exactly
+    /// their service accounts, the OIDC provider is registered, plus everything `list` finds.
+    Doctor {
+        /// Exit 1 when a problem of this severity or worse is found (for CI pipelines).
+        #[arg(long, value_enum, value_name = "SEVERITY")]
+        fail_on: Option<crate::model::Severity>,
+        /// Role to assume to read roles in another account, as ACCOUNT=ROLE_ARN (repeatable).
+        #[arg(long = "account-role", value_name = "ACCOUNT=ROLE_ARN", value_parser = parse_account_role)]
+        account_roles: Vec<(String, String)>,
+    },
     /// Write everything collected, with last-accessed data when AWS credentials allow, as a snapshot
     /// document (JSON, or YAML with -o yaml) for --snapshot.
     Snapshot {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collect;
 pub mod doctor;
 pub mod model;
+pub mod policy;
 pub mod resolve;
 pub mod selector;
 
@@ -32,6 +33,9 @@ pub enum Error {
     /// A snapshot file cannot be read or is not a snapshot.
     #[error("{0}")]
     Snapshot(String),
+    /// `doctor --fail-on` found problems at that level.
+    #[error("{0}")]
+    Findings(String),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -154,6 +154,22 @@ pub struct Snapshot {
     /// IAM last-accessed reports of the roles in scope, once audited.
     #[serde(default)]
     pub last_accessed: Vec<RoleReport>,
+    /// The roles' trust policies (`GetRole`), for `doctor`.
+    #[serde(default)]
+    pub roles: Vec<RoleDetails>,
+    /// The OIDC providers registered in the cluster account's IAM (`None` when they could not be read).
+    #[serde(default)]
+    pub oidc_providers: Option<Vec<String>>,
+}
+
+/// What `GetRole` says of a role: its trust policy, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDetails {
+    pub role_arn: String,
+    /// The trust policy document, decoded JSON text.
+    pub trust_policy: Option<String>,
+    pub error: Option<ReportError>,
 }
 
 /// How finely IAM reports last access.
@@ -223,6 +239,8 @@ impl Snapshot {
             pod_identity_agent: None,
             warnings: Vec::new(),
             last_accessed: Vec::new(),
+            roles: Vec::new(),
+            oidc_providers: None,
         }
     }
 }
@@ -276,7 +294,26 @@ pub enum ProblemCode {
     LastAccessedFailed,
 }
 
+/// How much a problem matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
 impl ProblemCode {
+    /// Errors break credentials; warnings are risky or untidy; info is worth knowing.
+    pub fn severity(self) -> Severity {
+        use ProblemCode::*;
+        match self {
+            MalformedRoleArn | RoleNotFound | TrustPolicyMismatch | PodIdentityAgentMissing => Severity::Error,
+            CrossAccountRole | NoWorkloadIdentity => Severity::Info,
+            _ => Severity::Warning,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProblemCode::MalformedRoleArn => "malformed-role-arn",

@@ -8,8 +8,9 @@ use tabwriter::TabWriter;
 
 use super::paint::Paint;
 use crate::audit::{AuditReport, Status};
+use crate::doctor::DoctorReport;
 use crate::cli::Format;
-use crate::model::{Binding, BindingList, Problem, ProblemCode};
+use crate::model::{Binding, BindingList, Problem, ProblemCode, Severity};
 
 /// Writes a document as JSON (pretty) or YAML.
 pub fn document<T: Serialize>(out: &mut dyn Write, doc: &T, format: Format) -> io::Result<()> {
@@ -25,18 +26,12 @@ pub fn document<T: Serialize>(out: &mut dyn Write, doc: &T, format: Format) -> i
     }
 }
 
-/// How much a problem matters, for colour and ordering.
+/// Colour by severity.
 fn severity_paint(code: ProblemCode, paint: Paint, text: &str) -> String {
-    use ProblemCode::*;
-    match code {
-        MalformedRoleArn
-        | RoleNotFound
-        | TrustPolicyMismatch
-        | PodIdentityAgentMissing
-        | StalePodCredentials
-        | AccessDenied => paint.bad(text),
-        CrossAccountRole | NoWorkloadIdentity => paint.dim(text),
-        _ => paint.warn(text),
+    match code.severity() {
+        Severity::Error => paint.bad(text),
+        Severity::Warning => paint.warn(text),
+        Severity::Info => paint.dim(text),
     }
 }
 
@@ -211,4 +206,27 @@ pub fn usage_summary(out: &mut dyn Write, report: &AuditReport, paint: Paint) ->
         writeln!(out, "{} {}: {line}", status_cell(role.status, paint), role.role_arn)?;
     }
     Ok(())
+}
+
+/// The `doctor` report: problems grouped by severity, each with its fix.
+pub fn doctor_table(out: &mut dyn Write, report: &DoctorReport, paint: Paint) -> io::Result<()> {
+    let s = &report.summary;
+    if report.problems.is_empty() {
+        return writeln!(out, "{}", paint.good("No problems found: every binding's wiring checks out."));
+    }
+    for (severity, title, count) in
+        [(Severity::Error, "ERRORS", s.errors), (Severity::Warning, "WARNINGS", s.warnings), (Severity::Info, "INFO", s.info)]
+    {
+        if count == 0 {
+            continue;
+        }
+        writeln!(out, "{}", paint.bold(&format!("{title} ({count})")))?;
+        for f in report.problems.iter().filter(|f| f.severity == severity) {
+            let p = &f.problem;
+            let at = p.namespace.as_ref().map_or(p.object.clone(), |ns| format!("{ns}/{}", p.object));
+            writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "{} error(s), {} warning(s), {} info", s.errors, s.warnings, s.info)
 }

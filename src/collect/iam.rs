@@ -47,18 +47,7 @@ pub async fn reports(
     settings: &AuditSettings,
     on_done: &(dyn Fn(&RoleReport) + Sync),
 ) -> Result<Vec<RoleReport>> {
-    let caller = caller_account(sdk).await?;
-    let mut clients: HashMap<String, Client> = HashMap::new();
-    clients.insert(caller.clone(), Client::new(sdk));
-    for (account, role) in &settings.account_roles {
-        let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-            .session_name("kubectl-iam-roles-audit")
-            .configure(sdk)
-            .build()
-            .await;
-        let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
-        clients.insert(account.clone(), Client::from_conf(config));
-    }
+    let (caller, clients) = clients(sdk, &settings.account_roles).await?;
     let calls = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let now = Timestamp::now();
     let mut pending: FuturesUnordered<_> = roles
@@ -99,6 +88,23 @@ pub async fn reports(
     }
     out.sort_by(|a, b| a.role_arn.cmp(&b.role_arn));
     Ok(out)
+}
+
+/// An IAM client per account: the caller's own, and one per `--account-role` through STS AssumeRole.
+pub async fn clients(sdk: &SdkConfig, account_roles: &HashMap<String, String>) -> Result<(String, HashMap<String, Client>)> {
+    let caller = caller_account(sdk).await?;
+    let mut clients: HashMap<String, Client> = HashMap::new();
+    clients.insert(caller.clone(), Client::new(sdk));
+    for (account, role) in account_roles {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+            .session_name("kubectl-iam-roles-audit")
+            .configure(sdk)
+            .build()
+            .await;
+        let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
+        clients.insert(account.clone(), Client::from_conf(config));
+    }
+    Ok((caller, clients))
 }
 
 /// The account of the credentials in use; failing here means there are no usable credentials.
@@ -153,7 +159,7 @@ fn failed(arn: &str, granularity: Granularity, code: ProblemCode, message: Strin
 }
 
 /// Turns an IAM error into the per-role problem: missing role, missing permission, or a failed call.
-fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     arn: &str,
     action: &str,
     e: &SdkError<E>,

@@ -1,0 +1,59 @@
+//! IAM reads for `doctor`: each role's trust policy (`GetRole`) and the account's OIDC providers.
+
+use std::collections::HashMap;
+
+use aws_sdk_iam::Client;
+use futures::{StreamExt, stream};
+
+use super::iam::call_error;
+use crate::arn::RoleArn;
+use crate::doctor::trust::parse_document;
+use crate::model::{ProblemCode, ReportError, RoleDetails};
+
+/// `GetRole` calls in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// The trust policy of every role, read with the client of the role's account; a role in an account
+/// without a client is reported, not read.
+pub async fn details(clients: &HashMap<String, Client>, caller: &str, roles: &[RoleArn]) -> Vec<RoleDetails> {
+    let mut out: Vec<RoleDetails> = stream::iter(roles)
+        .map(|role| async move {
+            let arn = role.to_string();
+            let failed = |code, message| RoleDetails { role_arn: arn.clone(), trust_policy: None, error: Some(ReportError { code, message }) };
+            let Some(client) = clients.get(&role.account) else {
+                return failed(
+                    ProblemCode::CrossAccountRole,
+                    format!(
+                        "role {arn} is in account {}, not {caller}; pass --account-role {}=ROLE_ARN to check it",
+                        role.account, role.account
+                    ),
+                );
+            };
+            match client.get_role().role_name(&role.name).send().await {
+                Ok(out) => {
+                    let document = out.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default();
+                    match parse_document(document) {
+                        Ok(json) => RoleDetails { role_arn: arn.clone(), trust_policy: Some(json.to_string()), error: None },
+                        Err(e) => failed(ProblemCode::TrustPolicyMismatch, format!("role {arn}: {e}")),
+                    }
+                }
+                Err(e) => {
+                    let (code, message) = call_error(&arn, "GetRole", &e);
+                    failed(code, message)
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    out.sort_by(|a, b| a.role_arn.cmp(&b.role_arn));
+    out
+}
+
+/// The ARNs of the OIDC providers registered in the caller's account.
+pub async fn oidc_providers(client: &Client) -> Result<Vec<String>, String> {
+    match client.list_open_id_connect_providers().send().await {
+        Ok(out) => Ok(out.open_id_connect_provider_list().iter().filter_map(|p| p.arn().map(str::to_string)).collect()),
+        Err(e) => Err(call_error("the account", "ListOpenIDConnectProviders", &e).1),
+    }
+}

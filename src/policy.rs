@@ -1,0 +1,175 @@
+//! IAM permission-policy documents, pure: parse them as IAM returns them, ask whether one allows an action,
+//! and draft a narrower copy that drops what Access Advisor says is unused ([`suggest`]).
+//!
+//! Evaluation here is per action only. Resources, `Principal` and conditions are carried over unchanged
+//! by every rewrite, so comparing which actions a statement matches is enough to prove a draft never
+//! widens the original: a statement that keeps its resources and conditions and matches fewer actions
+//! grants less.
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+mod suggest;
+
+pub use suggest::{ActionChange, Draft, NotNarrowed, Reason, Suggestion, Summary, suggest};
+
+/// An IAM policy document, in IAM's own key style (`Version`, `Statement`, ...).
+///
+/// `Statement` may be one object or a list when read; it is always written as a list, which IAM reads the
+/// same way. Absent fields stay absent when written (IAM rejects `"Id": null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDocument {
+    #[serde(rename = "Version", default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(rename = "Id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "Statement", deserialize_with = "one_or_many")]
+    pub statements: Vec<Statement>,
+}
+
+/// One statement. Only the actions are interpreted; everything else is kept verbatim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    #[serde(rename = "Sid", default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(rename = "Effect")]
+    pub effect: Effect,
+    #[serde(rename = "Principal", default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<Value>,
+    #[serde(rename = "NotPrincipal", default, skip_serializing_if = "Option::is_none")]
+    pub not_principal: Option<Value>,
+    /// `Action` or `NotAction`: IAM requires exactly one of them.
+    #[serde(flatten)]
+    pub actions: Actions,
+    #[serde(rename = "Resource", default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Value>,
+    #[serde(rename = "NotResource", default, skip_serializing_if = "Option::is_none")]
+    pub not_resource: Option<Value>,
+    #[serde(rename = "Condition", default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+/// Whether a statement grants or refuses; a matching `Deny` always wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// The action patterns of a statement, read as a string or a list and written as a string when there is
+/// one (the shape people write by hand), a list otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Actions {
+    /// The statement applies to the actions these globs match.
+    #[serde(rename = "Action", serialize_with = "string_or_list", deserialize_with = "one_or_many")]
+    Action(Vec<String>),
+    /// The statement applies to every action except those these globs match.
+    #[serde(rename = "NotAction", serialize_with = "string_or_list", deserialize_with = "one_or_many")]
+    NotAction(Vec<String>),
+}
+
+impl Actions {
+    /// Whether the statement applies to `action` (case-insensitive, as IAM compares actions).
+    pub fn matches(&self, action: &str) -> bool {
+        match self {
+            Actions::Action(patterns) => patterns.iter().any(|p| glob_match(p, action)),
+            Actions::NotAction(patterns) => !patterns.iter().any(|p| glob_match(p, action)),
+        }
+    }
+}
+
+/// Parses a policy document as IAM returns it: `GetRolePolicy`, `GetPolicyVersion` and `GetRole` give
+/// the JSON percent-encoded (RFC 3986); documents from files or snapshots are plain JSON.
+///
+/// A JSON object starts with `{` (after whitespace) and an encoded one cannot (`{` is `%7B`), so that is
+/// the test; looking for `%22` instead would mangle a plain document whose strings contain it.
+pub fn parse(text: &str) -> serde_json::Result<PolicyDocument> {
+    let text = text.trim_start();
+    if text.starts_with('{') { serde_json::from_str(text) } else { serde_json::from_str(&percent_decode(text)) }
+}
+
+/// Whether the document allows `action`: some `Allow` statement matches it and no `Deny` statement does.
+///
+/// Resources and conditions are ignored, so this answers "could this action be allowed somewhere",
+/// which is the question when comparing a draft with its original: both carry the same resources and
+/// conditions on every statement.
+pub fn allows(doc: &PolicyDocument, action: &str) -> bool {
+    let any = |effect| doc.statements.iter().any(|s| s.effect == effect && s.actions.matches(action));
+    any(Effect::Allow) && !any(Effect::Deny)
+}
+
+/// IAM's action glob: `*` any run of characters (`:` included), `?` exactly one, letters compared
+/// without case. Iterative with one backtrack point, so a pattern full of `*` stays linear-ish.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let t: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was and how much text it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    pi = sp + 1;
+                    ti = st + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// RFC 3986 percent-decoding. `+` stays a `+`: IAM encodes a space as `%20`, and botocore (which the
+/// AWS CLI uses) decodes with `unquote`, not `unquote_plus`, so a literal `+` in a condition value is a `+`.
+/// A `%` not followed by two hex digits is kept as is rather than failing the whole document.
+fn percent_decode(text: &str) -> String {
+    let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits always fit in a byte.
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// IAM takes a single value or a list almost everywhere. Going through `Value` keeps serde's message for
+/// a bad statement instead of the untagged-enum "did not match any variant".
+fn one_or_many<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Array(items) => items.into_iter().map(serde_json::from_value).collect(),
+        one => serde_json::from_value(one).map(|item| vec![item]),
+    }
+    .map_err(D::Error::custom)
+}
+
+fn string_or_list<S: Serializer>(patterns: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match patterns {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
+}
+
+#[cfg(test)]
+mod tests;
