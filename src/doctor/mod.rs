@@ -108,11 +108,20 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
     for b in &list.items {
         let Some(role) = details.get(b.role_arn.as_str()) else { continue };
         let object = format!("ServiceAccount/{}", b.service_account);
-        let problem = |code, message| Problem { code, namespace: Some(b.namespace.clone()), object: object.clone(), message };
+        let problem =
+            |code, message| Problem { code, namespace: Some(b.namespace.clone()), object: object.clone(), message };
         if let Some(e) = &role.error {
             // Cross-account roles are already reported by `list`; the rest say why the check could not run.
             if e.code != ProblemCode::CrossAccountRole {
-                out.push(problem(e.code, format!("{}; service account {} is bound to it ({})", e.message, b.service_account, b.source.as_str())));
+                out.push(problem(
+                    e.code,
+                    format!(
+                        "{}; service account {} is bound to it ({})",
+                        e.message,
+                        b.service_account,
+                        b.source.as_str()
+                    ),
+                ));
             }
             continue;
         }
@@ -120,7 +129,9 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
         let verdict = match b.source {
             Source::PodIdentity => trust::pod_identity(&doc),
             Source::Irsa => {
-                let (Some(issuer), Some(account)) = (&snap.cluster.oidc_issuer, &snap.cluster.account) else { continue };
+                let (Some(issuer), Some(account)) = (&snap.cluster.oidc_issuer, &snap.cluster.account) else {
+                    continue;
+                };
                 trust::irsa(&doc, issuer, account, &b.namespace, &b.service_account)
             }
         };
@@ -138,7 +149,10 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
             Trust::Ok => {}
             Trust::Mismatch(why) => out.push(problem(
                 ProblemCode::TrustPolicyMismatch,
-                format!("role {} does not let service account {} assume it: {why}; {fix}", b.role_arn, b.service_account),
+                format!(
+                    "role {} does not let service account {} assume it: {why}; {fix}",
+                    b.role_arn, b.service_account
+                ),
             )),
             Trust::TooWide(why) => out.push(problem(
                 ProblemCode::WildcardTrust,

@@ -89,9 +89,7 @@ fn action_matches(statement: &Value, action: &str) -> bool {
 fn principal_matches(statement: &Value, key: &str, wanted: &str) -> bool {
     match statement.get("Principal") {
         Some(Value::String(s)) => s == "*",
-        Some(Value::Object(p)) => {
-            strings(p.get(key)).contains(&wanted) || strings(p.get("AWS")).contains(&"*")
-        }
+        Some(Value::Object(p)) => strings(p.get(key)).contains(&wanted) || strings(p.get("AWS")).contains(&"*"),
         _ => false,
     }
 }

@@ -1,0 +1,430 @@
+//! The permissions in `manifests/` equal what the code calls. The binary runs against the fakes the way the
+//! CronJob runs it (its args and env, cluster name from `IAM_ROLES_CLUSTER`, no EKS context to infer from) and as
+//! `list`/`audit` and `annotate --dry-run`, on a cluster where every kind `annotate` writes to is affected and one
+//! workload carries a stale annotation to remove. Then every Kubernetes request must be allowed by the
+//! ClusterRole and every (group, resource, verb) of the ClusterRole must have been used; the IAM and EKS actions
+//! called must be those of `iam-policy.json`, each on a resource its statements name, and `sts:AssumeRole`
+//! (`--account-role`) that of `iam-policy-cross-account.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use serde_json::Value;
+
+use super::{Manifests, manifests_dir};
+use crate::support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
+use crate::support::eks::{FakeEks, RunningEks};
+use crate::support::fixtures::{
+    cron_job, daemon_set, deployment, job, pod, replica_set, service_account, stateful_set,
+};
+use crate::support::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use crate::support::kube_api::{Access, FakeKube, RunningKube};
+use crate::support::sts::{FakeSts, RunningSts};
+
+const ACCOUNT: &str = "111122223333";
+const OTHER: &str = "444455556666";
+const REGION: &str = "us-west-2";
+const CLUSTER: &str = "prod";
+const NS: &str = "shop";
+const TOKEN: &str = "in-cluster-service-account-token";
+/// The role `--account-role` assumes in the other account; named as `iam-policy-cross-account.json` expects.
+const OTHER_AUDITOR: &str = "arn:aws:iam::444455556666:role/iam-roles-auditor";
+
+struct World {
+    kube: RunningKube,
+    eks: RunningEks,
+    iam: RunningIam,
+    sts: RunningSts,
+    kubeconfig: KubeconfigFile,
+    /// Role ARN by role name, to name the resource of a `GetRole` call.
+    roles: BTreeMap<String, String>,
+    cache: tempfile::TempDir,
+}
+
+fn ago(days: i64) -> String {
+    let now = Timestamp::now().round(jiff::Unit::Second).expect("round");
+    now.checked_sub(SignedDuration::from_hours(24 * days)).expect("in range").to_string()
+}
+
+/// Shop: one role with a never-used service bound (IRSA) to a workload of every kind `annotate` writes to, a
+/// Pod Identity role with a never-used service on a DaemonSet, a fully used role whose Deployment and service
+/// account still carry the annotations of an earlier audit, and a role in another account.
+fn world() -> World {
+    let (kube, eks, iam, sts) = (FakeKube::new(), FakeEks::new(), FakeIam::new(ACCOUNT), FakeSts::new(ACCOUNT));
+    iam.job_delay(Duration::from_millis(10));
+    sts.share_keys_with(&iam);
+    eks.add_cluster(CLUSTER, REGION, ACCOUNT);
+    kube.add(daemon_set("kube-system", "eks-pod-identity-agent", 2, 2).build());
+    let mut roles = BTreeMap::new();
+    let mut role = |spec: RoleSpec, used: &[&str]| {
+        let name = spec.name.clone();
+        let arn = iam.add_role(spec.last_used(&ago(1), REGION));
+        for service in used {
+            iam.set_usage(&arn, service, Some(&ago(2)), None, Some(REGION));
+        }
+        roles.insert(name, arn.clone());
+        arn
+    };
+    let wide = role(RoleSpec::new("shop-wide").inline("main", allow(&["s3:GetObject", "kms:Decrypt"])), &["s3"]);
+    let agent = role(RoleSpec::new("shop-agent").inline("main", allow(&["s3:GetObject", "sqs:SendMessage"])), &["s3"]);
+    let trimmed = role(RoleSpec::new("shop-trimmed").inline("main", allow(&["s3:GetObject"])), &["s3"]);
+    let partner = role(RoleSpec::new("partner").account(OTHER).inline("main", allow(&["s3:GetObject"])), &["s3"]);
+    iam.add_role(RoleSpec::new("iam-roles-auditor").account(OTHER));
+
+    let irsa = |sa: &str, arn: &str| kube.add(service_account(NS, sa).irsa(arn).build());
+    let irsa_pod = |name: &str, sa: &str, owner: Option<(&str, &str)>, arn: &str| {
+        let p = pod(NS, name).service_account(sa);
+        let p = match owner {
+            Some((kind, owner)) => p.owner(kind, owner),
+            None => p,
+        };
+        kube.add(p.irsa(arn).build());
+    };
+    irsa("api", &wide);
+    kube.add(deployment(NS, "api").service_account("api").build());
+    kube.add(replica_set(NS, "api-7d9f4").owner("Deployment", "api").service_account("api").build());
+    irsa_pod("api-7d9f4-x2m9p", "api", Some(("ReplicaSet", "api-7d9f4")), &wide);
+    irsa("db", &wide);
+    kube.add(stateful_set(NS, "db").service_account("db").build());
+    irsa_pod("db-0", "db", Some(("StatefulSet", "db")), &wide);
+    irsa("report", &wide);
+    kube.add(cron_job(NS, "report").service_account("report").build());
+    kube.add(job(NS, "report-29000000").owner("CronJob", "report").service_account("report").build());
+    irsa_pod("report-29000000-q8w7e", "report", Some(("Job", "report-29000000")), &wide);
+    irsa("migrate", &wide);
+    kube.add(job(NS, "migrate").service_account("migrate").build());
+    irsa_pod("migrate-k2j4h", "migrate", Some(("Job", "migrate")), &wide);
+    irsa("legacy", &wide);
+    kube.add(replica_set(NS, "legacy").service_account("legacy").build());
+    irsa_pod("legacy-p9z8x", "legacy", Some(("ReplicaSet", "legacy")), &wide);
+    irsa("debug", &wide);
+    irsa_pod("debug", "debug", None, &wide);
+
+    kube.add(service_account(NS, "agent").build());
+    eks.add_association(CLUSTER, NS, "agent", &agent, None);
+    kube.add(daemon_set(NS, "agent", 1, 1).service_account("agent").build());
+    kube.add(pod(NS, "agent-5mxkq").service_account("agent").owner("DaemonSet", "agent").pod_identity().build());
+
+    let stale = [
+        ("iam-roles.io/unused-services", "kms"),
+        ("iam-roles.io/role-arn", trimmed.as_str()),
+        ("iam-roles.io/audited-at", "2026-01-01T06:00:00Z"),
+    ];
+    let mut sa = service_account(NS, "reports").irsa(&trimmed);
+    let mut old = deployment(NS, "reports").service_account("reports");
+    for (key, value) in stale {
+        sa = sa.annotation(key, value);
+        old = old.annotation(key, value);
+    }
+    kube.add_all([sa.build(), old.build()]);
+    kube.add(replica_set(NS, "reports-5c6d7").owner("Deployment", "reports").service_account("reports").build());
+    irsa_pod("reports-5c6d7-b4n6m", "reports", Some(("ReplicaSet", "reports-5c6d7")), &trimmed);
+
+    irsa("partner", &partner);
+    irsa_pod("partner-sync", "partner", None, &partner);
+
+    kube.require_bearer_token(TOKEN);
+    let kube = kube.start();
+    // Like in-cluster config: a bearer token and a server, no EKS context to infer the cluster from.
+    let kubeconfig = Kubeconfig::single(Context::new("in-cluster", &kube.url()).token(TOKEN)).write();
+    let cache = tempfile::tempdir().expect("cache dir");
+    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, roles, cache }
+}
+
+impl World {
+    /// The binary with the CronJob's environment (placeholders filled in for the fakes) and AWS endpoints.
+    fn cmd(&self) -> Cmd {
+        let manifests = Manifests::load();
+        let mut cmd = Cmd::new()
+            .kubeconfig(&self.kubeconfig)
+            .aws_credentials()
+            .eks_endpoint(&self.eks.url())
+            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
+            .env("AWS_ENDPOINT_URL_STS", self.sts.url());
+        for var in manifests.container().env.as_deref().unwrap_or_default() {
+            let value = var.value.as_deref().unwrap_or_default();
+            let value = match var.name.as_str() {
+                "IAM_ROLES_CACHE_DIR" => self.cache.path().to_string_lossy().into_owned(),
+                _ => fill_placeholders(value, ACCOUNT),
+            };
+            cmd = cmd.env(&var.name, value);
+        }
+        cmd
+    }
+
+    /// Runs `args`; it must succeed.
+    fn run(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).run();
+        out.assert_code(0);
+        out
+    }
+}
+
+/// The manifests' placeholders as the fakes' values.
+fn fill_placeholders(text: &str, account: &str) -> String {
+    text.replace("ACCOUNT_ID", account).replace("CLUSTER_NAME", CLUSTER).replace("REGION", REGION)
+}
+
+/// Runs what the CronJob runs (its args) and the read commands, once each, on one cluster.
+fn exercise() -> World {
+    let w = world();
+    let manifests = Manifests::load();
+    let cronjob_args: Vec<String> = manifests.container().args.clone().expect("the CronJob's args");
+    let cronjob_args: Vec<&str> = cronjob_args.iter().map(String::as_str).collect();
+    w.run(&["list", "-A", "-o", "json"]);
+    w.run(&["audit", "-A", "-o", "json"]);
+    w.run(&["audit", "-A", "-o", "json", "--account-role", &format!("{OTHER}={OTHER_AUDITOR}")]);
+    let mut dry_run = cronjob_args.clone();
+    dry_run.push("--dry-run");
+    w.run(&dry_run);
+    w.run(&cronjob_args);
+    w
+}
+
+/// RBAC's rule matching: group, resource and verb listed; a rule with resourceNames matches only requests that
+/// name one of them (so never a list).
+fn rule_allows(rule: &PolicyRule, a: &Access) -> bool {
+    let has = |list: &Option<Vec<String>>, v: &str| list.as_deref().unwrap_or_default().iter().any(|x| x == v);
+    let names = rule.resource_names.as_deref().unwrap_or_default();
+    has(&rule.api_groups, &a.group)
+        && has(&rule.resources, &a.resource)
+        && rule.verbs.contains(&a.verb)
+        && (names.is_empty() || a.name.as_ref().is_some_and(|n| names.contains(n)))
+}
+
+/// Discovery paths every authenticated user may read (the default `system:discovery` ClusterRole).
+fn discovery_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    matches!(segments.as_slice(), ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] | ["version"])
+        || path.starts_with("/openapi/")
+}
+
+fn show(a: &Access) -> String {
+    let group = if a.group.is_empty() { "core" } else { a.group.as_str() };
+    format!(
+        "{} {group}/{}{} ({})",
+        a.verb,
+        a.resource,
+        a.name.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+        a.path
+    )
+}
+
+#[test]
+fn the_cluster_role_grants_exactly_what_the_binary_calls() {
+    let w = exercise();
+    let manifests = Manifests::load();
+    let rules = manifests.rules();
+    let accesses = w.kube.accesses();
+    assert!(accesses.iter().any(|a| a.verb == "patch"), "annotate patched nothing: the scenario is wrong");
+
+    let denied: BTreeSet<String> = accesses
+        .iter()
+        .filter(|a| if a.non_resource() { !discovery_path(&a.path) } else { !rules.iter().any(|r| rule_allows(r, a)) })
+        .map(show)
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "requests the ClusterRole does not allow (add them to manifests/clusterrole.yaml):\n{}",
+        denied.into_iter().collect::<Vec<_>>().join("\n")
+    );
+
+    let mut unused = Vec::new();
+    for rule in rules {
+        let names: Vec<Option<&String>> = match rule.resource_names.as_deref() {
+            Some(names) if !names.is_empty() => names.iter().map(Some).collect(),
+            _ => vec![None],
+        };
+        for group in rule.api_groups.as_deref().unwrap_or_default() {
+            for resource in rule.resources.as_deref().unwrap_or_default() {
+                for verb in &rule.verbs {
+                    for name in &names {
+                        let used = accesses.iter().any(|a| {
+                            a.group == *group
+                                && a.resource == *resource
+                                && a.verb == *verb
+                                && name.is_none_or(|n| a.name.as_ref() == Some(n))
+                        });
+                        if !used {
+                            let name = name.map(|n| format!(" {n}")).unwrap_or_default();
+                            unused.push(format!(
+                                "{verb} {}/{resource}{name}",
+                                if group.is_empty() { "core" } else { group }
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "ClusterRole grants the binary never used (remove them, or the scenario misses a case):\n{}",
+        unused.join("\n")
+    );
+}
+
+/// One AWS call: the IAM action it needs and the resource ARN it acts on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct AwsCall {
+    action: String,
+    resource: String,
+    /// The account whose policy decides: the caller's.
+    account: String,
+}
+
+fn aws_calls(w: &World) -> (Vec<AwsCall>, Vec<AwsCall>) {
+    let mut calls = Vec::new();
+    for c in w.iam.requests() {
+        let resource = match c.action.as_str() {
+            "GetRole" => {
+                let name = c.param("RoleName").unwrap_or_default();
+                w.roles.get(name).cloned().unwrap_or_else(|| panic!("GetRole of a role the scenario lacks: {name}"))
+            }
+            "GenerateServiceLastAccessedDetails" => c.param("Arn").unwrap_or_default().to_string(),
+            _ => "*".to_string(),
+        };
+        let caller = c.access_key.as_deref().unwrap_or_default();
+        // Keys STS hands out carry the account (ASIA + 12 digits); the static test key is the cluster's account.
+        let account = if caller.starts_with("ASIA") && caller.len() >= 16 {
+            caller[4..16].to_string()
+        } else {
+            ACCOUNT.to_string()
+        };
+        calls.push(AwsCall { action: format!("iam:{}", c.action), resource, account });
+    }
+    for r in w.eks.requests() {
+        let segments: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+        let cluster_arn = |name: &str| format!("arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{name}");
+        let (action, resource) = match segments.as_slice() {
+            ["clusters", name] => ("DescribeCluster", cluster_arn(name)),
+            ["clusters", name, "pod-identity-associations"] => ("ListPodIdentityAssociations", cluster_arn(name)),
+            ["clusters", name, "pod-identity-associations", id] => (
+                "DescribePodIdentityAssociation",
+                format!("arn:aws:eks:{REGION}:{ACCOUNT}:podidentityassociation/{name}/{id}"),
+            ),
+            _ => panic!("an EKS call the drift test cannot name: {} {}", r.method, r.path),
+        };
+        calls.push(AwsCall { action: format!("eks:{action}"), resource, account: ACCOUNT.to_string() });
+    }
+    let mut sts = Vec::new();
+    for c in w.sts.requests().into_iter().filter(|c| c.action != "GetCallerIdentity") {
+        let resource = c.param("RoleArn").unwrap_or_default().to_string();
+        sts.push(AwsCall { action: format!("sts:{}", c.action), resource, account: ACCOUNT.to_string() });
+    }
+    (calls, sts)
+}
+
+fn policy(file: &str) -> Value {
+    let text = std::fs::read_to_string(manifests_dir().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"))
+}
+
+/// A string or a list of strings, as IAM policies allow.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn statements(doc: &Value) -> Vec<&Value> {
+    match &doc["Statement"] {
+        Value::Array(items) => items.iter().collect(),
+        single @ Value::Object(_) => vec![single],
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's wildcard match: `*` any run of characters, `?` one character, case-sensitive (ARNs).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let mut dp = vec![vec![false; t.len() + 1]; p.len() + 1];
+    dp[0][0] = true;
+    for i in 1..=p.len() {
+        dp[i][0] = dp[i - 1][0] && p[i - 1] == '*';
+        for j in 1..=t.len() {
+            dp[i][j] = match p[i - 1] {
+                '*' => dp[i - 1][j] || dp[i][j - 1],
+                '?' => dp[i - 1][j - 1],
+                c => dp[i - 1][j - 1] && c == t[j - 1],
+            };
+        }
+    }
+    dp[p.len()][t.len()]
+}
+
+fn policy_actions(doc: &Value) -> BTreeSet<String> {
+    statements(doc).iter().flat_map(|s| strings(&s["Action"])).collect()
+}
+
+/// Whether an Allow statement of `doc` (placeholders filled for the caller's account) covers the call.
+fn policy_allows(doc: &Value, call: &AwsCall) -> bool {
+    statements(doc).iter().any(|s| {
+        s["Effect"] == "Allow"
+            && strings(&s["Action"]).iter().any(|a| glob(a, &call.action))
+            && strings(&s["Resource"]).iter().any(|r| glob(&fill_placeholders(r, &call.account), &call.resource))
+    })
+}
+
+#[test]
+fn the_iam_policies_grant_exactly_what_the_binary_calls() {
+    let w = exercise();
+    let (calls, sts) = aws_calls(&w);
+    let main = policy("iam-policy.json");
+    let cross = policy("iam-policy-cross-account.json");
+
+    let called: BTreeSet<String> = calls.iter().map(|c| c.action.clone()).collect();
+    assert_eq!(
+        called,
+        policy_actions(&main),
+        "manifests/iam-policy.json must list exactly the IAM and EKS actions called"
+    );
+    let assumed: BTreeSet<String> = sts.iter().map(|c| c.action.clone()).collect();
+    assert_eq!(assumed, policy_actions(&cross), "manifests/iam-policy-cross-account.json: exactly sts:AssumeRole");
+
+    let outside: Vec<&AwsCall> = calls.iter().filter(|c| !policy_allows(&main, c)).collect();
+    assert!(outside.is_empty(), "calls on resources iam-policy.json does not cover: {outside:#?}");
+    let outside: Vec<&AwsCall> = sts.iter().filter(|c| !policy_allows(&cross, c)).collect();
+    assert!(outside.is_empty(), "AssumeRole of roles iam-policy-cross-account.json does not cover: {outside:#?}");
+    assert!(calls.iter().any(|c| c.account == OTHER), "the cross-account audit read the other account's roles");
+}
+
+/// Actions the IAM service authorization reference lists with no resource type: only `"Resource": "*"` can
+/// grant them. Every other action must be scoped to its resources.
+const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 1] = ["iam:GetServiceLastAccessedDetails"];
+
+#[test]
+fn the_iam_policies_are_least_privilege_documents() {
+    for file in ["iam-policy.json", "iam-policy-cross-account.json"] {
+        let doc = policy(file);
+        assert_eq!(doc["Version"], "2012-10-17", "{file}");
+        for s in statements(&doc) {
+            assert_eq!(s["Effect"], "Allow", "{file}: {s}");
+            assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none(), "{file}: {s}");
+            let sid = s["Sid"].as_str().unwrap_or_default();
+            assert!(
+                !sid.is_empty() && sid.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{file}: a Sid that says why: {s}"
+            );
+            let actions = strings(&s["Action"]);
+            assert!(
+                !actions.is_empty() && actions.iter().all(|a| !a.contains('*')),
+                "{file}: no action wildcards: {s}"
+            );
+            for resource in strings(&s["Resource"]) {
+                if resource == "*" {
+                    assert!(
+                        actions.iter().all(|a| NO_RESOURCE_LEVEL_PERMISSIONS.contains(&a.as_str())),
+                        "{file}: only actions without resource-level permissions may use \"*\": {s}"
+                    );
+                } else {
+                    assert!(resource.starts_with("arn:aws:"), "{file}: {resource}");
+                }
+            }
+        }
+    }
+}
