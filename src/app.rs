@@ -280,7 +280,11 @@ fn warn(cli: &Cli, message: &str) {
 async fn iam_sdk(cli: &Cli, snap: &Snapshot) -> aws_config::SdkConfig {
     let region = snap.cluster.region.clone().or_else(|| cli.aws.region.clone());
     let sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
-    if sdk.region().is_some() { sdk } else { collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await }
+    if sdk.region().is_some() {
+        sdk
+    } else {
+        collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await
+    }
 }
 
 /// Reads the roles' trust policies and the account's OIDC providers, for `doctor`.

@@ -8,8 +8,8 @@ use tabwriter::TabWriter;
 
 use super::paint::Paint;
 use crate::audit::{AuditReport, Status};
-use crate::doctor::DoctorReport;
 use crate::cli::Format;
+use crate::doctor::DoctorReport;
 use crate::model::{Binding, BindingList, Problem, ProblemCode, Severity};
 
 /// Writes a document as JSON (pretty) or YAML.
@@ -214,9 +214,11 @@ pub fn doctor_table(out: &mut dyn Write, report: &DoctorReport, paint: Paint) ->
     if report.problems.is_empty() {
         return writeln!(out, "{}", paint.good("No problems found: every binding's wiring checks out."));
     }
-    for (severity, title, count) in
-        [(Severity::Error, "ERRORS", s.errors), (Severity::Warning, "WARNINGS", s.warnings), (Severity::Info, "INFO", s.info)]
-    {
+    for (severity, title, count) in [
+        (Severity::Error, "ERRORS", s.errors),
+        (Severity::Warning, "WARNINGS", s.warnings),
+        (Severity::Info, "INFO", s.info),
+    ] {
         if count == 0 {
             continue;
         }

@@ -91,7 +91,10 @@ pub async fn reports(
 }
 
 /// An IAM client per account: the caller's own, and one per `--account-role` through STS AssumeRole.
-pub async fn clients(sdk: &SdkConfig, account_roles: &HashMap<String, String>) -> Result<(String, HashMap<String, Client>)> {
+pub async fn clients(
+    sdk: &SdkConfig,
+    account_roles: &HashMap<String, String>,
+) -> Result<(String, HashMap<String, Client>)> {
     let caller = caller_account(sdk).await?;
     let mut clients: HashMap<String, Client> = HashMap::new();
     clients.insert(caller.clone(), Client::new(sdk));

@@ -19,7 +19,11 @@ pub async fn details(clients: &HashMap<String, Client>, caller: &str, roles: &[R
     let mut out: Vec<RoleDetails> = stream::iter(roles)
         .map(|role| async move {
             let arn = role.to_string();
-            let failed = |code, message| RoleDetails { role_arn: arn.clone(), trust_policy: None, error: Some(ReportError { code, message }) };
+            let failed = |code, message| RoleDetails {
+                role_arn: arn.clone(),
+                trust_policy: None,
+                error: Some(ReportError { code, message }),
+            };
             let Some(client) = clients.get(&role.account) else {
                 return failed(
                     ProblemCode::CrossAccountRole,
@@ -33,7 +37,9 @@ pub async fn details(clients: &HashMap<String, Client>, caller: &str, roles: &[R
                 Ok(out) => {
                     let document = out.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default();
                     match parse_document(document) {
-                        Ok(json) => RoleDetails { role_arn: arn.clone(), trust_policy: Some(json.to_string()), error: None },
+                        Ok(json) => {
+                            RoleDetails { role_arn: arn.clone(), trust_policy: Some(json.to_string()), error: None }
+                        }
                         Err(e) => failed(ProblemCode::TrustPolicyMismatch, format!("role {arn}: {e}")),
                     }
                 }
