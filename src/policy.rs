@@ -91,29 +91,31 @@ pub fn parse(text: &str) -> serde_json::Result<PolicyDocument> {
 
 /// Whether the document allows `action`: some `Allow` statement matches it and no `Deny` statement does.
 ///
-/// Resources and conditions are ignored, so this answers "could this action be allowed somewhere",
-/// which is the question when comparing a draft with its original: both carry the same resources and
-/// conditions on every statement.
+/// Resources and conditions are ignored: every statement is read as if it applied to all resources
+/// unconditionally, so a `Deny` limited to one region or bucket counts as refusing the action. That is the
+/// right reading for comparing a draft with its original, which carry the same resources and conditions on
+/// every statement; it is not an answer for one concrete request.
 pub fn allows(doc: &PolicyDocument, action: &str) -> bool {
     let any = |effect| doc.statements.iter().any(|s| s.effect == effect && s.actions.matches(action));
     any(Effect::Allow) && !any(Effect::Deny)
 }
 
 /// IAM's action glob: `*` any run of characters (`:` included), `?` exactly one, letters compared
-/// without case. Iterative with one backtrack point, so a pattern full of `*` stays linear-ish.
+/// without case. Iterative with one backtrack point, so a pattern full of `*` stays linear-ish. Works on
+/// bytes without allocating (it runs for every action against every pattern): actions are ASCII, and a
+/// stray non-ASCII character only makes `?` count bytes instead of characters.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let t: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     // Where the last `*` was and how much text it has swallowed so far.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == t[ti] => {
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&t[ti]) => {
                 pi += 1;
                 ti += 1;
             }
@@ -127,7 +129,7 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// RFC 3986 percent-decoding. `+` stays a `+`: IAM encodes a space as `%20`, and botocore (which the

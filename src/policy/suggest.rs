@@ -144,9 +144,11 @@ impl Unused {
     /// What to add to a `NotAction` list so that it also leaves out every unused service and action.
     /// Already excluded ones are not repeated, so a second run changes nothing.
     fn exclusions(&self, existing: &[String]) -> Vec<String> {
-        let services = self.services.iter().map(|s| format!("{s}:*")).filter(|wanted| {
-            !existing.iter().any(|p| is_match_all(p) || p.eq_ignore_ascii_case(wanted))
-        });
+        let services = self
+            .services
+            .iter()
+            .map(|s| format!("{s}:*"))
+            .filter(|wanted| !existing.iter().any(|p| is_match_all(p) || p.eq_ignore_ascii_case(wanted)));
         let actions = self.actions.iter().filter(|a| {
             let of_unused_service = literal_service(a).is_some_and(|s| self.services.contains(&s));
             !of_unused_service && !existing.iter().any(|p| glob_match(p, a))
@@ -181,8 +183,8 @@ fn draft(source: &str, doc: &PolicyDocument, unused: &Unused) -> Draft {
                         Verdict::Drop => summary.removed_actions.push(change(pattern)),
                         Verdict::Keep => kept.push(pattern.clone()),
                         Verdict::Broad(reason, covers) => {
-                            let statement = label.clone();
-                            summary.not_narrowed.push(NotNarrowed { statement, action: pattern.clone(), reason, covers });
+                            let ActionChange { statement, action } = change(pattern);
+                            summary.not_narrowed.push(NotNarrowed { statement, action, reason, covers });
                             kept.push(pattern.clone());
                         }
                     }
