@@ -135,7 +135,7 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
 /// RFC 3986 percent-decoding. `+` stays a `+`: IAM encodes a space as `%20`, and botocore (which the
 /// AWS CLI uses) decodes with `unquote`, not `unquote_plus`, so a literal `+` in a condition value is a `+`.
 /// A `%` not followed by two hex digits is kept as is rather than failing the whole document.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::policy::{glob_match, percent_decode};
+
 /// What the trust policy says about one binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
@@ -21,31 +23,8 @@ pub enum Trust {
 /// The documents IAM returns (`GetRole`'s `AssumeRolePolicyDocument`) are URL-encoded JSON.
 pub fn parse_document(text: &str) -> Result<Value, String> {
     let decoded = if text.trim_start().starts_with('{') { text.to_string() } else { percent_decode(text) };
-    serde_json::from_str(&decoded).map_err(|e| format!("the trust policy is not valid JSON: {e}"))
-}
 
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    serde_json::from_str(&decoded).map_err(|e| format!("the trust policy is not valid JSON: {e}"))
 }
 
 /// A string or a list of strings, as IAM allows almost everywhere.
@@ -65,14 +44,14 @@ fn statements(doc: &Value) -> Vec<&Value> {
     }
 }
 
-/// IAM glob: `*` any run, `?` one character; actions compare case-insensitively.
-pub fn glob(pattern: &str, text: &str) -> bool {
+/// `StringLike`: `*` any run, `?` one character, case-sensitive (unlike action names).
+pub fn string_like(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,
             (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
             (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
             _ => false,
         }
     }
@@ -81,9 +60,9 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 fn action_matches(statement: &Value, action: &str) -> bool {
     if let Some(not) = statement.get("NotAction") {
-        return !strings(Some(not)).iter().any(|p| glob(p, action));
+        return !strings(Some(not)).iter().any(|p| glob_match(p, action));
     }
-    strings(statement.get("Action")).iter().any(|p| glob(p, action))
+    strings(statement.get("Action")).iter().any(|p| glob_match(p, action))
 }
 
 fn principal_matches(statement: &Value, key: &str, wanted: &str) -> bool {
@@ -147,7 +126,7 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
         let like = condition_values(s, "StringLike", &sub_key);
         let sub_ok = match (&equals, &like) {
             (Some(values), _) if values.contains(&subject.as_str()) => Some(false),
-            (_, Some(patterns)) if patterns.iter().any(|p| glob(p, &subject)) => {
+            (_, Some(patterns)) if patterns.iter().any(|p| string_like(p, &subject)) => {
                 Some(patterns.iter().any(|p| p.contains(['*', '?'])))
             }
             (None, None) => Some(true),

@@ -140,10 +140,11 @@ fn pod_identity_needs_assume_role_and_tag_session() {
 }
 
 #[test]
-fn globs() {
-    assert!(glob("sts:AssumeRole*", "sts:AssumeRoleWithWebIdentity"));
-    assert!(glob("STS:assumerole", "sts:AssumeRole"));
-    assert!(glob("system:serviceaccount:*:api", "system:serviceaccount:payments:api"));
-    assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
-    assert!(!glob("sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"));
+fn string_like_is_case_sensitive_unlike_actions() {
+    assert!(string_like("system:serviceaccount:*:api", "system:serviceaccount:payments:api"));
+    assert!(string_like("a?c", "abc") && !string_like("a?c", "ac"));
+    assert!(!string_like("system:serviceaccount:Payments:api", "system:serviceaccount:payments:api"));
+    let upper = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["STS:assumerole", "sts:tagsession"]}]});
+    assert_eq!(pod_identity(&upper), Trust::Ok, "action names compare without case");
 }
