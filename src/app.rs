@@ -108,7 +108,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        Command::Audit { unused_days, iam } => {
+        Command::Audit { unused_days, suggest_policy, iam } => {
             let snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             let (reports, now) = if cli.output.snapshot.is_some() {
@@ -117,6 +117,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, now_seconds())
             };
             let report = audit::audit(&list, &reports, *unused_days, now);
+            if *suggest_policy {
+                return suggest_policies(&cli, &snap, &report, iam).await;
+            }
             if report.roles.is_empty() && is_table(&cli) {
                 eprintln!("No IAM roles are bound {}.", scope_text(&snap));
                 return Ok(());
@@ -274,6 +277,54 @@ async fn usage_summary(cli: &Cli, snap: &Snapshot, list: &BindingList, query: &R
 
 fn warn(cli: &Cli, message: &str) {
     eprintln!("{} {message}", Paint::stderr(cli.output.color).warn("warning:"));
+}
+
+/// Drafts narrower policies for the roles with unused services and prints them (never changes IAM).
+async fn suggest_policies(cli: &Cli, snap: &Snapshot, report: &audit::AuditReport, iam: &IamArgs) -> Result<()> {
+    if cli.output.snapshot.is_some() {
+        return Err(Error::Usage(
+            "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live".into(),
+        ));
+    }
+    let sdk = iam_sdk(cli, snap).await;
+    let (_, clients) = collect::iam::clients(&sdk, &iam.account_roles.iter().cloned().collect()).await?;
+    let mut items = Vec::new();
+    for role in report.roles.iter().filter(|r| r.has_unused()) {
+        let Ok(arn) = role.role_arn.parse::<RoleArn>() else { continue };
+        let unused_actions = role.unused_actions();
+        let mut item = audit::RoleSuggestion {
+            role_arn: role.role_arn.clone(),
+            unused_services: role.unused_services.clone(),
+            unused_actions: unused_actions.clone(),
+            drafts: Vec::new(),
+            error: None,
+        };
+        match clients.get(&arn.account) {
+            None => {
+                item.error = Some(crate::model::ReportError {
+                    code: crate::model::ProblemCode::CrossAccountRole,
+                    message: format!("pass --account-role {}=ROLE_ARN to read the role's policies", arn.account),
+                })
+            }
+            Some(client) => match collect::policies::role_policies(client, &arn).await {
+                Ok(docs) => item.drafts = crate::policy::suggest(&docs, &role.unused_services, &unused_actions).drafts,
+                Err((code, message)) => item.error = Some(crate::model::ReportError { code, message }),
+            },
+        }
+        items.push(item);
+    }
+    let doc = audit::PolicySuggestionList {
+        api_version: crate::model::API_VERSION.to_string(),
+        kind: "PolicySuggestionList".to_string(),
+        cluster: report.cluster.clone(),
+        unused_days: report.unused_days,
+        generated_at: report.generated_at,
+        items,
+    };
+    print(cli, |out, paint| match cli.output.output {
+        Format::Table | Format::Wide => render::suggestions(out, &doc, paint),
+        f => render::document(out, &doc, f),
+    })
 }
 
 /// The IAM SDK config: IAM is global, but signing needs a region (the cluster's, else us-east-1).

@@ -82,6 +82,41 @@ pub struct AuditBinding {
     pub workloads: Vec<Workload>,
 }
 
+/// The `audit --suggest-policy` document: per role with unused services, a narrower draft of each of its
+/// permission policies. Read-only: nothing is changed in IAM.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySuggestionList {
+    pub api_version: String,
+    pub kind: String,
+    pub cluster: Option<String>,
+    pub unused_days: u32,
+    pub generated_at: Timestamp,
+    pub items: Vec<RoleSuggestion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSuggestion {
+    pub role_arn: String,
+    pub unused_services: Vec<String>,
+    pub unused_actions: Vec<String>,
+    pub drafts: Vec<crate::policy::Draft>,
+    pub error: Option<ReportError>,
+}
+
+impl RoleAudit {
+    /// Whether the role holds permissions nobody used: the roles `--suggest-policy` drafts for.
+    pub fn has_unused(&self) -> bool {
+        self.error.is_none() && matches!(self.status, Status::UnusedServices | Status::UnusedRole)
+    }
+
+    /// The tracked actions never used or stale, across services.
+    pub fn unused_actions(&self) -> Vec<String> {
+        self.services.iter().flat_map(|s| s.unused_actions.iter().flatten().cloned()).collect()
+    }
+}
+
 /// Every role bound in the list (role ARNs and Pod Identity target roles), with the bindings that use it.
 /// A role shared by several service accounts is one entry.
 pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {

@@ -37,6 +37,10 @@ pub enum Command {
         /// A service last used more than this many days ago counts as unused.
         #[arg(long, default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=400))]
         unused_days: u32,
+        /// Also draft, for each role with unused services, its permission policies without them (JSON for
+        /// review; IAM is never changed).
+        #[arg(long)]
+        suggest_policy: bool,
         #[command(flatten)]
         iam: IamArgs,
     },
@@ -205,7 +209,9 @@ mod tests {
         assert!(matches!(a.command, Some(Command::WhoUses { ref role }) if role == "api"));
         let c = Cli::try_parse_from(["x", "audit", "--account-role", "444455556666=arn:aws:iam::444455556666:role/a"])
             .unwrap();
-        assert!(matches!(c.command, Some(Command::Audit { ref iam, unused_days: 90 }) if iam.account_roles.len() == 1));
+        assert!(
+            matches!(c.command, Some(Command::Audit { ref iam, unused_days: 90, suggest_policy: false }) if iam.account_roles.len() == 1)
+        );
         assert!(
             Cli::try_parse_from(["x", "audit", "--account-role", "4444=arn:aws:iam::444455556666:role/a"]).is_err()
         );

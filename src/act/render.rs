@@ -7,7 +7,7 @@ use serde::Serialize;
 use tabwriter::TabWriter;
 
 use super::paint::Paint;
-use crate::audit::{AuditReport, Status};
+use crate::audit::{AuditReport, PolicySuggestionList, Status};
 use crate::cli::Format;
 use crate::doctor::DoctorReport;
 use crate::model::{Binding, BindingList, Problem, ProblemCode, Severity};
@@ -231,4 +231,61 @@ pub fn doctor_table(out: &mut dyn Write, report: &DoctorReport, paint: Paint) ->
         writeln!(out)?;
     }
     writeln!(out, "{} error(s), {} warning(s), {} info", s.errors, s.warnings, s.info)
+}
+
+/// `audit --suggest-policy` for people: per role, what each draft removes, then the draft itself.
+pub fn suggestions(out: &mut dyn Write, doc: &PolicySuggestionList, paint: Paint) -> io::Result<()> {
+    if doc.items.is_empty() {
+        return writeln!(out, "No role holds unused services: nothing to narrow.");
+    }
+    for item in &doc.items {
+        writeln!(out, "{} {}", paint.bold("ROLE"), item.role_arn)?;
+        writeln!(out, "  unused services: {}", capped(&item.unused_services, usize::MAX))?;
+        if !item.unused_actions.is_empty() {
+            writeln!(out, "  unused actions: {}", item.unused_actions.join(", "))?;
+        }
+        if let Some(e) = &item.error {
+            writeln!(out, "  {} {}", severity_paint(e.code, paint, e.code.as_str()), e.message)?;
+        }
+        for draft in &item.drafts {
+            let s = &draft.summary;
+            let removed: Vec<String> = s.removed_actions.iter().map(|a| a.action.clone()).collect();
+            let excluded: Vec<String> = s.excluded_actions.iter().map(|a| a.action.clone()).collect();
+            writeln!(out, "\n  policy {}", paint.bold(&draft.source))?;
+            if !draft.changed {
+                writeln!(out, "    {}", paint.dim("unchanged: it grants nothing of the unused services"))?;
+                continue;
+            }
+            if !removed.is_empty() {
+                writeln!(out, "    removes: {}", removed.join(", "))?;
+            }
+            if !s.removed_statements.is_empty() {
+                writeln!(out, "    drops statements left empty: {}", s.removed_statements.join(", "))?;
+            }
+            if !excluded.is_empty() {
+                writeln!(out, "    excludes (NotAction): {}", excluded.join(", "))?;
+            }
+            for n in &s.not_narrowed {
+                let covers = n.covers.join(", ");
+                writeln!(
+                    out,
+                    "    {} statement {} keeps {} (it also covers {covers}): narrow it by hand",
+                    paint.warn("review:"),
+                    n.statement,
+                    n.action
+                )?;
+            }
+            match &draft.document {
+                Some(d) => {
+                    let json = serde_json::to_string_pretty(d).map_err(io::Error::other)?;
+                    for line in json.lines() {
+                        writeln!(out, "    {line}")?;
+                    }
+                }
+                None => writeln!(out, "    nothing is left: detach or delete this policy")?,
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(())
 }

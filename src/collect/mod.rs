@@ -6,6 +6,7 @@ pub mod context;
 pub mod eks;
 pub mod iam;
 pub mod kube;
+pub mod policies;
 pub mod roles;
 pub mod snapshot;
 
