@@ -72,15 +72,25 @@ struct Finding {
 /// though the audit time moved: a second run with the same data sends nothing.
 pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<Change>, Vec<String>) {
     let mut wanted: HashMap<(String, String, String), Finding> = HashMap::new();
+    // Objects of roles that could not be audited keep whatever they carry: no data is not "all used".
+    let mut undecided: BTreeSet<(String, String, String)> = BTreeSet::new();
+    let unknown_roles: BTreeSet<&str> =
+        report.roles.iter().filter(|r| r.error.is_some()).map(|r| r.role_arn.as_str()).collect();
     for role in &report.roles {
-        if role.error.is_some() || !matches!(role.status, Status::UnusedServices | Status::UnusedRole) {
+        let unused = role.error.is_none() && matches!(role.status, Status::UnusedServices | Status::UnusedRole);
+        if !unused && role.error.is_none() {
             continue;
         }
         for b in &role.bindings {
             let targets = std::iter::once(("ServiceAccount".to_string(), b.service_account.clone()))
                 .chain(b.workloads.iter().map(|w| (w.kind.clone(), w.name.clone())));
             for (kind, name) in targets {
-                let f = wanted.entry((kind, b.namespace.clone(), name)).or_default();
+                let key = (kind, b.namespace.clone(), name);
+                if !unused {
+                    undecided.insert(key);
+                    continue;
+                }
+                let f = wanted.entry(key).or_default();
                 f.services.extend(role.unused_services.iter().cloned());
                 f.roles.insert(role.role_arn.clone());
             }
@@ -108,6 +118,8 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
                 ]);
                 changes.push(Change { object: object.clone(), set, remove: Vec::new() });
             }
+            None if undecided.contains(&key) => {}
+            None if has(&keys.role_arn).is_some_and(|roles| roles.split(',').any(|r| unknown_roles.contains(r))) => {}
             None => {
                 let mut remove: Vec<String> =
                     keys.all().iter().filter(|k| has(k).is_some()).map(|k| k.to_string()).collect();

@@ -145,3 +145,21 @@ fn events_reference_the_object() {
     assert_eq!(e.reason.as_deref(), Some("UnusedIAMPermissions"));
     assert!(e.message.unwrap().ends_with(": kms,sqs"));
 }
+
+#[test]
+fn findings_of_roles_that_could_not_be_audited_are_kept() {
+    let mut failed = role(A, Status::Unknown, &[], "pay", "api", "api");
+    failed.error =
+        Some(crate::model::ReportError { code: crate::model::ProblemCode::AccessDenied, message: "x".into() });
+    let r = report(vec![failed]);
+    let earlier = [("iam-roles.io/unused-services", "kms"), ("iam-roles.io/role-arn", A)];
+    let objects = vec![
+        object("Deployment", "pay", "api", &earlier),
+        // Bound elsewhere now, but its finding names the role we could not read: keep it too.
+        object("Deployment", "old", "moved", &earlier),
+        object("Deployment", "old", "other", &[("iam-roles.io/unused-services", "sns"), ("iam-roles.io/role-arn", B)]),
+    ];
+    let (changes, _) = plan(&r, &objects, &keys());
+    let names: Vec<_> = changes.iter().map(|c| c.object.name.as_str()).collect();
+    assert_eq!(names, ["other"], "only the finding of an audited role is cleared");
+}
