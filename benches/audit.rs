@@ -77,6 +77,10 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+fn line(label: &str, time: Duration, note: &str) {
+    println!("   {label:<38} {:>9.1} ms  ({note})", ms(time));
+}
+
 fn per_action(iam: &FakeIam) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for call in iam.requests() {
@@ -190,11 +194,7 @@ fn main() {
     assert_eq!(unknown, 0, "every role audited:\n{out}");
     let counts = per_action(&iam);
     let calls: usize = counts.values().sum();
-    println!(
-        "   binary, audit -A -o json, fresh cache  {:>9.1} ms  ({calls} IAM calls: {})",
-        ms(ours),
-        describe(&counts)
-    );
+    line("binary, audit -A -o json, fresh cache", ours, &format!("{calls} IAM calls: {}", describe(&counts)));
 
     iam.clear_requests();
     let start = Instant::now();
@@ -226,22 +226,27 @@ fn main() {
     let naive = start.elapsed();
     let naive_calls = iam.requests().len();
     assert_eq!(theirs_services, ours_services, "both ways read the same services for every role");
-    println!(
-        "   naive sequential (AWS CLI script)      {:>9.1} ms  ({naive_calls} IAM calls; sequential / ours: {:.1}x, target >= 20x)",
-        ms(naive),
-        naive.as_secs_f64() / ours.as_secs_f64()
+    let ratio = naive.as_secs_f64() / ours.as_secs_f64();
+    line(
+        "naive sequential (AWS CLI script)",
+        naive,
+        &format!("{naive_calls} IAM calls; sequential / ours: {ratio:.1}x, target >= 20x"),
     );
 
     let bound = JOB + LATENCY.mul_f64(calls as f64 / CONCURRENCY as f64);
-    println!(
-        "   lower bound, 1 job + {calls} calls x {} ms / {CONCURRENCY} {:>6.1} ms  (ours / bound: {:.2}x, target <= 2x)",
-        LATENCY.as_millis(),
-        ms(bound),
-        ours.as_secs_f64() / bound.as_secs_f64()
+    let ratio = ours.as_secs_f64() / bound.as_secs_f64();
+    line(
+        "lower bound",
+        bound,
+        &format!(
+            "1 job + {calls} calls x {} ms / {CONCURRENCY}; ours / bound: {ratio:.2}x, target <= 2x",
+            LATENCY.as_millis()
+        ),
     );
-    println!(
-        "   second run within the TTL              {:>9.1} ms  (Generate calls: {second_generates}, target 0; {second_calls} IAM calls in all)",
-        ms(cached)
+    line(
+        "second run within the TTL",
+        cached,
+        &format!("Generate calls: {second_generates}, target 0; {second_calls} IAM calls in all"),
     );
     println!("   reports agree: {} roles, {} services", roles, ours_services.values().sum::<usize>());
 }
