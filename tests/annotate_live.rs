@@ -4,101 +4,48 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
-use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
-use support::eks::{FakeEks, RunningEks};
-use support::fixtures::{deployment, pod, replica_set, service_account};
-use support::iam::{FakeIam, RoleSpec, RunningIam, allow};
-use support::kube_api::{FakeKube, Fault, RunningKube};
-use support::sts::{FakeSts, RunningSts};
+use support::cli::{Cmd, Output};
+use support::fixtures::{deployment, pod, service_account};
+use support::kube_api::{FakeKube, Fault};
+use support::world::{Fakes, World};
 
-const ACCOUNT: &str = "111122223333";
 const API: &str = "arn:aws:iam::111122223333:role/payments-api";
-const WEB: &str = "arn:aws:iam::111122223333:role/web";
 const UNUSED: &str = "iam-roles.io/unused-services";
 const ROLE: &str = "iam-roles.io/role-arn";
 const AUDITED: &str = "iam-roles.io/audited-at";
 
-struct World {
-    kube: RunningKube,
-    eks: RunningEks,
-    iam: RunningIam,
-    sts: RunningSts,
-    kubeconfig: KubeconfigFile,
-}
-
 /// `pay/api` runs as a role holding kms it never used; `pay/web` uses everything its role holds but
 /// still carries a finding from an earlier run; `other/extra` has nothing to do with us.
 fn world() -> World {
-    let kube = FakeKube::new();
-    let app = |ns: &str, name: &str, role: &str, annotations: &[(&str, &str)]| {
-        kube.add(service_account(ns, name).irsa(role).build());
-        let mut d = deployment(ns, name).service_account(name);
-        for (k, v) in annotations {
-            d = d.annotation(k, v);
-        }
-        kube.add(d.build());
-        kube.add(replica_set(ns, &format!("{name}-5c8d")).owner("Deployment", name).build());
-        kube.add(
-            pod(ns, &format!("{name}-5c8d-x1"))
-                .service_account(name)
-                .owner("ReplicaSet", &format!("{name}-5c8d"))
-                .irsa(role)
-                .build(),
-        );
-    };
-    app("pay", "api", API, &[("team", "payments")]);
-    app("pay", "web", WEB, &[("team", "web"), (UNUSED, "sns"), (ROLE, WEB), (AUDITED, "2026-01-01T00:00:00Z")]);
-    kube.add(deployment("other", "extra").annotation("owner", "someone").build());
-
-    let eks = FakeEks::new();
-    eks.add_cluster("prod", "us-west-2", ACCOUNT);
-    let iam = FakeIam::new(ACCOUNT);
-    iam.job_delay(Duration::from_millis(20));
-    let recent = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    iam.add_role(
-        RoleSpec::new("payments-api")
-            .inline("main", allow(&["s3:GetObject", "kms:Decrypt"]))
-            .last_used(&recent, "us-west-2"),
-    );
-    iam.set_usage("payments-api", "s3", Some(&recent), None, Some("us-west-2"));
-    iam.add_role(RoleSpec::new("web").inline("main", allow(&["sqs:SendMessage"])).last_used(&recent, "us-west-2"));
-    iam.set_usage("web", "sqs", Some(&recent), None, Some("us-west-2"));
-    let sts = FakeSts::new(ACCOUNT);
-    sts.share_keys_with(&iam);
-
-    let kube = kube.start();
-    let kubeconfig = Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url())).write();
-    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig }
+    let f = Fakes::new();
+    let api = f.role("payments-api", &["s3:GetObject", "kms:Decrypt"], Some(0));
+    f.used("payments-api", "s3", 0);
+    let web = f.role("web", &["sqs:SendMessage"], Some(0));
+    f.used("web", "sqs", 0);
+    f.irsa_app("pay", "api", "api", &api);
+    f.kube.add(deployment("pay", "api").service_account("api").annotation("team", "payments").build());
+    f.irsa_app("pay", "web", "web", &web);
+    let stale = [("team", "web"), (UNUSED, "sns"), (ROLE, web.as_str()), (AUDITED, "2026-01-01T00:00:00Z")];
+    let mut d = deployment("pay", "web").service_account("web");
+    for (k, v) in stale {
+        d = d.annotation(k, v);
+    }
+    f.kube.add(d.build());
+    f.kube.add(deployment("other", "extra").annotation("owner", "someone").build());
+    f.start()
 }
 
-impl World {
-    fn annotate(&self, args: &[&str]) -> Output {
-        Cmd::new()
-            .kubeconfig(&self.kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&self.eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
-            .args(["annotate", "-A"])
-            .args(args)
-            .run()
-    }
+fn annotate(w: &World, args: &[&str]) -> Output {
+    w.cmd().args(["annotate", "-A"]).args(args).run()
+}
 
-    fn annotations(&self, kind: &str, ns: &str, name: &str) -> Value {
-        self.kube.get(kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"))["metadata"]["annotations"].clone()
-    }
+fn annotations(w: &World, kind: &str, ns: &str, name: &str) -> Value {
+    w.kube.get(kind, ns, name).unwrap_or_else(|| panic!("{kind} {ns}/{name}"))["metadata"]["annotations"].clone()
+}
 
-    fn writes(&self) -> Vec<String> {
-        self.kube
-            .requests()
-            .into_iter()
-            .filter(|r| r.method != "GET")
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect()
-    }
+fn writes(w: &World) -> Vec<String> {
+    w.kube.requests().into_iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect()
 }
 
 fn summary(out: &Output) -> Value {
@@ -109,21 +56,21 @@ fn summary(out: &Output) -> Value {
 #[test]
 fn annotates_exactly_the_affected_objects_and_clears_stale_findings() {
     let w = world();
-    let out = w.annotate(&[]);
+    let out = annotate(&w, &[]);
     out.assert_code(0);
 
     for kind in ["Deployment", "ServiceAccount"] {
-        let a = w.annotations(kind, "pay", "api");
+        let a = annotations(&w, kind, "pay", "api");
         assert_eq!((a[UNUSED].as_str(), a[ROLE].as_str()), (Some("kms"), Some(API)), "{kind}: {a:#}");
         assert!(a[AUDITED].as_str().is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()), "{a:#}");
     }
-    assert_eq!(w.annotations("Deployment", "pay", "api")["team"], "payments", "foreign annotations survive");
-    let web = w.annotations("Deployment", "pay", "web");
+    assert_eq!(annotations(&w, "Deployment", "pay", "api")["team"], "payments", "foreign annotations survive");
+    let web = annotations(&w, "Deployment", "pay", "web");
     assert_eq!(web, serde_json::json!({"team": "web"}), "the stale finding is gone, the rest stays");
-    assert_eq!(w.annotations("Deployment", "other", "extra"), serde_json::json!({"owner": "someone"}));
+    assert_eq!(annotations(&w, "Deployment", "other", "extra"), serde_json::json!({"owner": "someone"}));
 
     let patches: Vec<_> = w.kube.requests().into_iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len(), 3, "{:?}", w.writes());
+    assert_eq!(patches.len(), 3, "{:?}", writes(&w));
     for p in &patches {
         assert_eq!(p.query_param("fieldManager"), Some("kubectl-iam-roles"));
         assert!(p.header("content-type").is_some_and(|c| c.starts_with("application/merge-patch+json")));
@@ -145,24 +92,24 @@ fn annotates_exactly_the_affected_objects_and_clears_stale_findings() {
 
     // Same data, second run: nothing to write.
     w.kube.clear_requests();
-    let again = w.annotate(&[]);
+    let again = annotate(&w, &[]);
     again.assert_code(0);
-    assert!(w.writes().is_empty(), "a re-run writes nothing: {:?}", w.writes());
+    assert!(writes(&w).is_empty(), "a re-run writes nothing: {:?}", writes(&w));
     assert_eq!(summary(&again)["objectsAnnotated"], 0);
 }
 
 #[test]
 fn dry_run_prints_the_diff_and_writes_nothing() {
     let w = world();
-    let out = w.annotate(&["--dry-run"]);
+    let out = annotate(&w, &["--dry-run"]);
     out.assert_code(0);
-    assert!(w.writes().is_empty(), "{:?}", w.writes());
+    assert!(writes(&w).is_empty(), "{:?}", writes(&w));
     assert!(out.stdout.contains("Deployment pay/api\n  + iam-roles.io/audited-at: "), "{out}");
     assert!(out.stdout.contains("  + iam-roles.io/unused-services: kms"), "{out}");
     assert!(out.stdout.contains("Deployment pay/web\n  - iam-roles.io/audited-at: 2026-01-01T00:00:00Z"), "{out}");
     assert!(out.stdout.contains("  - iam-roles.io/unused-services: sns"), "{out}");
     assert_eq!(summary(&out)["dryRun"], true);
-    assert!(w.annotations("Deployment", "pay", "web").get(UNUSED).is_some());
+    assert!(annotations(&w, "Deployment", "pay", "web").get(UNUSED).is_some());
 }
 
 #[test]
@@ -171,7 +118,7 @@ fn a_conflict_a_deletion_or_a_refusal_on_one_object_leaves_the_rest_done() {
     w.kube.fault(Fault::new("/deployments/api", 409).method("PATCH"));
     w.kube.fault(Fault::new("/serviceaccounts/api", 403).method("PATCH"));
     w.kube.fault(Fault::new("/deployments/web", 404).method("PATCH"));
-    let out = w.annotate(&[]);
+    let out = annotate(&w, &[]);
     out.assert_code(0);
     assert!(out.stderr.contains("Deployment pay/api changed between read and write; skipped"), "{out}");
     assert!(out.stderr.contains("error: not allowed to patch ServiceAccount pay/api"), "{out}");
@@ -185,9 +132,9 @@ fn a_conflict_a_deletion_or_a_refusal_on_one_object_leaves_the_rest_done() {
 
     // Without the faults, the next run finishes the job.
     w.kube.clear_faults();
-    let out = w.annotate(&[]);
+    let out = annotate(&w, &[]);
     assert_eq!(summary(&out)["objectsAnnotated"], 2, "{out}");
-    assert_eq!(w.annotations("ServiceAccount", "pay", "api")[UNUSED], "kms");
+    assert_eq!(annotations(&w, "ServiceAccount", "pay", "api")[UNUSED], "kms");
 }
 
 #[test]
@@ -196,9 +143,9 @@ fn refuses_snapshots_and_selectors() {
     out.assert_code(2);
     assert!(out.stderr.contains("cannot run on --snapshot"), "{out}");
     let w = world();
-    let out = w.annotate(&["-l", "app=api"]);
+    let out = annotate(&w, &["-l", "app=api"]);
     out.assert_code(2);
-    assert!(w.writes().is_empty());
+    assert!(writes(&w).is_empty());
 }
 
 /// The CronJob's way in: in-cluster configuration (service host/port env, token and CA files) over TLS.

@@ -11,14 +11,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
-use support::eks::{FakeEks, RunningEks};
-use support::fixtures::{daemon_set, pod, replica_set, service_account};
-use support::iam::{Call, FakeIam, Fault, RoleSpec, RunningIam, allow};
-use support::kube_api::{FakeKube, RunningKube};
-use support::sts::{FakeSts, RunningSts};
-
-const ACCOUNT: &str = "111122223333";
+use support::cli::{Cmd, Output};
+use support::fixtures::{pod, service_account};
+use support::iam::{Call, FakeIam, Fault, RoleSpec, allow};
+use support::world::{Fakes, World};
 const OTHER: &str = "444455556666";
 const AUDITOR: &str = "arn:aws:iam::444455556666:role/auditor";
 const API: &str = "arn:aws:iam::111122223333:role/payments-api";
@@ -28,112 +24,13 @@ const IDLE: &str = "arn:aws:iam::111122223333:role/idle-batch";
 const GENERATE: &str = "GenerateServiceLastAccessedDetails";
 const GET_DETAILS: &str = "GetServiceLastAccessedDetails";
 
-/// The fakes before they start, and the moment usage times are relative to.
-struct Fakes {
-    kube: FakeKube,
-    eks: FakeEks,
-    iam: FakeIam,
-    sts: FakeSts,
-    now: Timestamp,
+/// How the audit tests run the binary.
+trait AuditRun {
+    fn audit(&self, args: &[&str]) -> Value;
+    fn audit_with(&self, cmd: Cmd, args: &[&str]) -> Value;
 }
 
-impl Fakes {
-    /// Cluster `prod` (us-west-2, account 111122223333) with a ready Pod Identity agent; IAM jobs done after
-    /// 50 ms; STS keys known to IAM.
-    fn new() -> Self {
-        let kube = FakeKube::new();
-        kube.add(daemon_set("kube-system", "eks-pod-identity-agent", 2, 2).build());
-        let eks = FakeEks::new();
-        eks.add_cluster("prod", "us-west-2", ACCOUNT);
-        let iam = FakeIam::new(ACCOUNT);
-        iam.job_delay(Duration::from_millis(50));
-        let sts = FakeSts::new(ACCOUNT);
-        sts.share_keys_with(&iam);
-        let now = Timestamp::now().round(jiff::Unit::Second).expect("round now");
-        Fakes { kube, eks, iam, sts, now }
-    }
-
-    /// RFC 3339, whole seconds, `days` before the fakes were built.
-    fn ago(&self, days: i64) -> String {
-        ago(self.now, days)
-    }
-
-    /// A role in the primary account (`name`, or `path/name`) allowed `actions`, last used `last_used` days ago.
-    fn role(&self, name: &str, actions: &[&str], last_used: Option<i64>) -> String {
-        let (path, name) = match name.rsplit_once('/') {
-            Some((path, name)) => (format!("/{path}/"), name),
-            None => ("/".to_string(), name),
-        };
-        let mut spec = RoleSpec::new(name).path(&path).inline("main", allow(actions));
-        if let Some(days) = last_used {
-            spec = spec.last_used(&self.ago(days), "us-west-2");
-        }
-        self.iam.add_role(spec)
-    }
-
-    /// Service `namespace` last used by `role` (name or ARN) `days` ago.
-    fn used(&self, role: &str, namespace: &str, days: i64) {
-        self.iam.set_usage(role, namespace, Some(&self.ago(days)), None, Some("us-west-2"));
-    }
-
-    /// A Deployment whose service account carries the IRSA annotation, with one pod the webhook injected.
-    fn irsa_app(&self, ns: &str, sa: &str, deployment: &str, role_arn: &str) {
-        self.kube.add(service_account(ns, sa).irsa(role_arn).build());
-        self.deployment_pod(ns, sa, deployment, |p| p.irsa(role_arn));
-    }
-
-    /// A Deployment bound by a Pod Identity association (optionally chaining to `target`).
-    fn pod_identity_app(&self, ns: &str, sa: &str, deployment: &str, role_arn: &str, target: Option<&str>) {
-        self.kube.add(service_account(ns, sa).build());
-        self.eks.add_association("prod", ns, sa, role_arn, target);
-        self.deployment_pod(ns, sa, deployment, |p| p.pod_identity());
-    }
-
-    fn deployment_pod(
-        &self,
-        ns: &str,
-        sa: &str,
-        deployment: &str,
-        identity: impl FnOnce(support::fixtures::PodBuilder) -> support::fixtures::PodBuilder,
-    ) {
-        let rs = format!("{deployment}-7d9f4");
-        self.kube.add(replica_set(ns, &rs).owner("Deployment", deployment).build());
-        let builder = pod(ns, &format!("{rs}-x2m9p")).service_account(sa).owner("ReplicaSet", &rs);
-        self.kube.add(identity(builder).build());
-    }
-
-    fn start(self) -> World {
-        let kube = self.kube.start();
-        let kubeconfig = Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url())).write();
-        World { kube, eks: self.eks.start(), iam: self.iam.start(), sts: self.sts.start(), kubeconfig, now: self.now }
-    }
-}
-
-/// The started fakes and a kubeconfig whose context is the EKS cluster.
-struct World {
-    kube: RunningKube,
-    eks: RunningEks,
-    iam: RunningIam,
-    sts: RunningSts,
-    kubeconfig: KubeconfigFile,
-    now: Timestamp,
-}
-
-impl World {
-    fn ago(&self, days: i64) -> String {
-        ago(self.now, days)
-    }
-
-    /// The binary with credentials and every AWS endpoint pointed at the fakes; a fresh HOME, so a fresh cache.
-    fn cmd(&self) -> Cmd {
-        Cmd::new()
-            .kubeconfig(&self.kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&self.eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
-    }
-
+impl AuditRun for World {
     /// `audit -A -o json ARGS`, which must exit 0; returns the report with its times normalised.
     fn audit(&self, args: &[&str]) -> Value {
         self.audit_with(self.cmd(), args)
@@ -143,10 +40,6 @@ impl World {
         let out = cmd.args(["audit", "-A", "-o", "json"]).args(args).run();
         report(&out)
     }
-}
-
-fn ago(now: Timestamp, days: i64) -> String {
-    now.checked_sub(SignedDuration::from_hours(24 * days)).expect("a time in range").to_string()
 }
 
 /// The report of a run that must succeed, with every time rewritten as jiff writes it (whole seconds, `Z`)

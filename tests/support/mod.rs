@@ -10,3 +10,4 @@ pub mod http_server;
 pub mod iam;
 pub mod kube_api;
 pub mod sts;
+pub mod world;
