@@ -5,22 +5,15 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
-use support::eks::{FakeEks, RunningEks};
+use support::cli::{Cmd, Context, Kubeconfig, Output};
+use support::eks::FakeEks;
 use support::fixtures::{pod, service_account};
-use support::iam::{FakeIam, RoleSpec, RunningIam, irsa_trust, pod_identity_trust};
-use support::kube_api::{FakeKube, RunningKube};
-use support::sts::{FakeSts, RunningSts};
+use support::iam::{FakeIam, RoleSpec, irsa_trust, pod_identity_trust};
+use support::kube_api::FakeKube;
+use support::sts::FakeSts;
+use support::world::World;
 
 const ACCOUNT: &str = "111122223333";
-
-struct World {
-    _kube: RunningKube,
-    eks: RunningEks,
-    iam: RunningIam,
-    sts: RunningSts,
-    kubeconfig: KubeconfigFile,
-}
 
 /// `pay/api` is wired right; `pay/wild` trusts every service account of its namespace; `pay/wrong`
 /// trusts another one; `pay/gone` names a deleted role; `pay/pi` is Pod Identity without TagSession.
@@ -59,21 +52,11 @@ fn world(register_provider: bool) -> World {
     let kube = kube.start();
     let kubeconfig =
         Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    World { _kube: kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig }
+    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() }
 }
 
-impl World {
-    fn doctor(&self, args: &[&str]) -> Output {
-        Cmd::new()
-            .kubeconfig(&self.kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&self.eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
-            .arg("doctor")
-            .args(args)
-            .run()
-    }
+fn doctor(w: &World, args: &[&str]) -> Output {
+    w.cmd().arg("doctor").args(args).run()
 }
 
 fn findings(doc: &Value) -> Vec<(String, String, String)> {
@@ -94,7 +77,7 @@ fn findings(doc: &Value) -> Vec<(String, String, String)> {
 #[test]
 fn finds_each_broken_binding_and_passes_the_good_one() {
     let w = world(true);
-    let out = w.doctor(&["-o", "json"]);
+    let out = doctor(&w, &["-o", "json"]);
     out.assert_code(0);
     let doc = out.json();
     assert_eq!(doc["kind"], "DoctorReport");
@@ -113,7 +96,7 @@ fn finds_each_broken_binding_and_passes_the_good_one() {
     assert_eq!(w.iam.count("ListOpenIDConnectProviders"), 1);
     assert_eq!(w.iam.count("GenerateServiceLastAccessedDetails"), 0, "doctor starts no audit job");
 
-    let table = w.doctor(&[]);
+    let table = doctor(&w, &[]);
     table.assert_code(0);
     assert!(table.stdout.starts_with("ERRORS (3)"), "{table}");
     assert!(
@@ -125,7 +108,7 @@ fn finds_each_broken_binding_and_passes_the_good_one() {
 #[test]
 fn an_unregistered_oidc_provider_is_reported_once() {
     let w = world(false);
-    let doc = w.doctor(&["-o", "json"]).json();
+    let doc = doctor(&w, &["-o", "json"]).json();
     let cluster: Vec<_> = findings(&doc).into_iter().filter(|f| f.2 == "Cluster/prod").collect();
     assert_eq!(cluster.len(), 1, "{doc:#}");
     assert_eq!(cluster[0].1, "trust-policy-mismatch");
@@ -134,7 +117,7 @@ fn an_unregistered_oidc_provider_is_reported_once() {
 #[test]
 fn fail_on_turns_findings_into_an_exit_code() {
     let w = world(true);
-    let out = w.doctor(&["--fail-on", "error"]);
+    let out = doctor(&w, &["--fail-on", "error"]);
     out.assert_code(1);
     assert!(out.stderr.contains("doctor found 3 error(s) and 1 warning(s)"), "{out}");
     assert!(out.stdout.contains("ERRORS (3)"), "the report is still printed: {out}");

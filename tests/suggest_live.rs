@@ -10,6 +10,7 @@ use support::fixtures::{pod, service_account};
 use support::iam::{FakeIam, RoleSpec};
 use support::kube_api::FakeKube;
 use support::sts::FakeSts;
+use support::world::World;
 
 const ACCOUNT: &str = "111122223333";
 
@@ -37,20 +38,13 @@ fn drafts_drop_unused_services_from_managed_and_inline_policies() {
     eks.add_cluster("prod", "us-west-2", ACCOUNT);
     let sts = FakeSts::new(ACCOUNT);
     sts.share_keys_with(&iam);
-    let (kube, eks, iam, sts) = (kube.start(), eks.start(), iam.start(), sts.start());
+    let kube = kube.start();
     let kubeconfig =
         Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    let run = |args: &[&str]| {
-        Cmd::new()
-            .kubeconfig(&kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", iam.url())
-            .env("AWS_ENDPOINT_URL_STS", sts.url())
-            .args(["audit", "--suggest-policy"])
-            .args(args)
-            .run()
-    };
+    let w =
+        World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() };
+    let iam = &w.iam;
+    let run = |args: &[&str]| w.cmd().args(["audit", "--suggest-policy"]).args(args).run();
     let out = run(&["-o", "json"]);
     out.assert_code(0);
     let doc = out.json();
