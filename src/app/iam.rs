@@ -1,0 +1,182 @@
+//! The IAM side of the commands: the SDK config, last-accessed reports with a progress bar, trust policies
+//! for `doctor`, the `who-uses` summary and `--suggest-policy`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{DEFAULT_UNUSED_DAYS, now_seconds, print, warn};
+use crate::act::render;
+use crate::arn::{RoleArn, RoleQuery};
+use crate::audit::AuditReport;
+use crate::cli::{Cli, Format, IamArgs};
+use crate::collect::cache::{self, Cache};
+use crate::collect::iam::AuditSettings;
+use crate::model::{BindingList, RoleReport, Snapshot};
+use crate::{Error, Result, audit, collect};
+
+/// The last-accessed summary of the roles `who-uses` found: from the snapshot offline, live when AWS
+/// credentials allow (cached, so asking again is free), otherwise nothing.
+pub(super) async fn usage_summary(
+    cli: &Cli,
+    snap: &Snapshot,
+    list: &BindingList,
+    query: &RoleQuery,
+) -> Option<AuditReport> {
+    let (reports, now) = if cli.output.snapshot.is_some() {
+        (snap.last_accessed.clone(), snap.taken_at)
+    } else {
+        let roles: Vec<RoleArn> =
+            audit::auditable(list).into_iter().filter(|r| query.matches(&r.to_string())).collect();
+        match last_accessed(cli, snap, &roles, &IamArgs::default()).await {
+            Ok(reports) => (reports, now_seconds()),
+            Err(e) => {
+                tracing::debug!("no last-accessed summary: {e}");
+                return None;
+            }
+        }
+    };
+    let mut report = audit::audit(list, &reports, DEFAULT_UNUSED_DAYS, now);
+    report.roles.retain(|r| query.matches(&r.role_arn));
+    let known = report.roles.iter().any(|r| r.error.is_none());
+    known.then_some(report)
+}
+
+/// Drafts narrower policies for the roles with unused services and prints them (never changes IAM).
+pub(super) async fn suggest_policies(
+    cli: &Cli,
+    snap: &Snapshot,
+    report: &audit::AuditReport,
+    iam: &IamArgs,
+) -> Result<()> {
+    if cli.output.snapshot.is_some() {
+        return Err(Error::Usage(
+            "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live".into(),
+        ));
+    }
+    let sdk = iam_sdk(cli, snap).await;
+    let (_, clients) = collect::iam::clients(&sdk, &iam.account_roles.iter().cloned().collect()).await?;
+    let mut items = Vec::new();
+    for role in report.roles.iter().filter(|r| r.has_unused()) {
+        let Ok(arn) = role.role_arn.parse::<RoleArn>() else { continue };
+        let unused_actions = role.unused_actions();
+        let mut item = audit::RoleSuggestion {
+            role_arn: role.role_arn.clone(),
+            unused_services: role.unused_services.clone(),
+            unused_actions: unused_actions.clone(),
+            drafts: Vec::new(),
+            error: None,
+        };
+        match clients.get(&arn.account) {
+            None => {
+                item.error = Some(crate::model::ReportError {
+                    code: crate::model::ProblemCode::CrossAccountRole,
+                    message: format!("pass --account-role {}=ROLE_ARN to read the role's policies", arn.account),
+                })
+            }
+            Some(client) => match collect::policies::role_policies(client, &arn).await {
+                Ok(docs) => item.drafts = crate::policy::suggest(&docs, &role.unused_services, &unused_actions).drafts,
+                Err((code, message)) => item.error = Some(crate::model::ReportError { code, message }),
+            },
+        }
+        items.push(item);
+    }
+    let doc = audit::PolicySuggestionList {
+        api_version: crate::model::API_VERSION.to_string(),
+        kind: "PolicySuggestionList".to_string(),
+        cluster: report.cluster.clone(),
+        unused_days: report.unused_days,
+        generated_at: report.generated_at,
+        items,
+    };
+    print(cli, |out, paint| match cli.output.output {
+        Format::Table | Format::Wide => render::suggestions(out, &doc, paint),
+        f => render::document(out, &doc, f),
+    })
+}
+
+/// The IAM SDK config: IAM is global, but signing needs a region (the cluster's, else us-east-1).
+async fn iam_sdk(cli: &Cli, snap: &Snapshot) -> aws_config::SdkConfig {
+    let region = snap.cluster.region.clone().or_else(|| cli.aws.region.clone());
+    let sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
+    if sdk.region().is_some() {
+        sdk
+    } else {
+        collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await
+    }
+}
+
+/// Reads the roles' trust policies and the account's OIDC providers, for `doctor`.
+pub(super) async fn role_wiring(
+    cli: &Cli,
+    snap: &Snapshot,
+    roles: &[RoleArn],
+    account_roles: &std::collections::HashMap<String, String>,
+) -> Result<(Vec<crate::model::RoleDetails>, Option<Vec<String>>)> {
+    let sdk = iam_sdk(cli, snap).await;
+    let (caller, clients) = collect::iam::clients(&sdk, account_roles).await?;
+    let details = collect::roles::details(&clients, &caller, roles).await;
+    let providers = match clients.get(&caller) {
+        Some(client) => match collect::roles::oidc_providers(client).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn(cli, &format!("cannot check the cluster's OIDC provider: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    Ok((details, providers))
+}
+
+/// Reads last-accessed reports live, with a progress bar on a terminal when it takes more than a moment.
+pub(super) async fn last_accessed(
+    cli: &Cli,
+    snap: &Snapshot,
+    roles: &[RoleArn],
+    iam: &IamArgs,
+) -> Result<Vec<RoleReport>> {
+    let sdk = iam_sdk(cli, snap).await;
+    let settings = AuditSettings {
+        granularity: iam.granularity,
+        concurrency: usize::from(iam.concurrency),
+        job_timeout: Duration::from_secs(iam.job_timeout),
+        refresh: iam.refresh,
+        cache: Cache::new(iam.cache_dir.as_deref(), cache::DEFAULT_TTL),
+        account_roles: iam.account_roles.iter().cloned().collect(),
+    };
+    let progress = Progress::start(roles.len() as u64);
+    let reports = collect::iam::reports(&sdk, roles, &settings, &|_| progress.bar.inc(1)).await;
+    progress.bar.finish_and_clear();
+    reports
+}
+
+/// A progress bar on stderr that appears only when stderr is a terminal and the work takes a moment.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn start(len: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} reading IAM last-accessed data {pos}/{len} roles {wide_bar} {elapsed}",
+        ) {
+            bar.set_style(style);
+        }
+        if std::io::stderr().is_terminal() {
+            let shown = bar.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Self::DELAY).await;
+                if !shown.is_finished() {
+                    shown.set_draw_target(ProgressDrawTarget::stderr());
+                    shown.enable_steady_tick(Duration::from_millis(120));
+                }
+            });
+        }
+        Progress { bar }
+    }
+}

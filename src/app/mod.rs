@@ -1,0 +1,191 @@
+//! Runs a parsed command line: collect, resolve, act.
+
+use std::io::{BufWriter, Write};
+
+use clap::CommandFactory;
+use jiff::Timestamp;
+
+use crate::act::paint::Paint;
+use crate::act::render;
+use crate::arn::RoleQuery;
+use crate::cli::{Cli, Command, Format};
+use crate::model::Snapshot;
+use crate::{Error, Result, audit, collect, doctor, resolve};
+
+mod annotate;
+mod iam;
+
+use iam::{last_accessed, role_wiring, suggest_policies, usage_summary};
+
+/// The `--unused-days` default, also used for the `who-uses` summary.
+const DEFAULT_UNUSED_DAYS: u32 = 90;
+
+/// Runs one command; the caller turns the result into an exit code.
+pub async fn run(cli: Cli) -> Result<()> {
+    let command = cli.command.as_ref().unwrap_or(&Command::List);
+    match command {
+        Command::Completion { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "kubectl-iam_roles", &mut out);
+            Ok(())
+        }
+        Command::List => {
+            let snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            if list.items.is_empty() && list.problems.is_empty() && is_table(&cli) {
+                eprintln!("No IAM role bindings found {}.", scope_text(&snap));
+                return Ok(());
+            }
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => {
+                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)
+                }
+                f => render::document(out, &list, f),
+            })
+        }
+        Command::WhoUses { role } => {
+            let query = RoleQuery::parse(role).map_err(|e| Error::Usage(format!("{e}; pass a role name or ARN")))?;
+            let snap = load(&cli).await?;
+            let list = resolve::who_uses(resolve::resolve(&snap), &query);
+            if list.items.is_empty() && is_table(&cli) {
+                eprintln!(
+                    "Nothing uses role {role} {}: no service account is bound to it and no pod carries it.",
+                    scope_text(&snap)
+                );
+                return Ok(());
+            }
+            let usage = if is_table(&cli) { usage_summary(&cli, &snap, &list, &query).await } else { None };
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => {
+                    render::binding_table(out, &list, cli.output.output == Format::Wide, paint)?;
+                    usage.as_ref().map_or(Ok(()), |u| render::usage_summary(out, u, paint))
+                }
+                f => render::document(out, &list, f),
+            })
+        }
+        Command::Snapshot { iam } => {
+            let mut snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            let roles = audit::auditable(&list);
+            // Re-scoping a snapshot file keeps the IAM data it holds; a live snapshot reads it.
+            if cli.output.snapshot.is_none() && !roles.is_empty() {
+                let account_roles = iam.account_roles.iter().cloned().collect();
+                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
+                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
+                    Err(e) => warn(&cli, &format!("trust policies are not recorded in the snapshot: {e}")),
+                }
+                match last_accessed(&cli, &snap, &roles, iam).await {
+                    Ok(reports) => snap.last_accessed = reports,
+                    Err(e) => warn(&cli, &format!("last-accessed data is not recorded in the snapshot: {e}")),
+                }
+            }
+            let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
+            print(&cli, |out, _| render::document(out, &snap, format))
+        }
+        Command::Annotate { unused_days, dry_run, annotation_prefix, iam } => {
+            annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam).await
+        }
+        Command::Doctor { fail_on, account_roles } => {
+            let mut snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            if cli.output.snapshot.is_none() {
+                let account_roles = account_roles.iter().cloned().collect();
+                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
+                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
+                    Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
+                }
+            }
+            let report = doctor::doctor(&list, &snap);
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => render::doctor_table(out, &report, paint),
+                f => render::document(out, &report, f),
+            })?;
+            match fail_on {
+                Some(level) if report.has(*level) => Err(Error::Findings(format!(
+                    "doctor found {} error(s) and {} warning(s); failing as --fail-on asks",
+                    report.summary.errors, report.summary.warnings
+                ))),
+                _ => Ok(()),
+            }
+        }
+        Command::Audit { unused_days, suggest_policy, iam } => {
+            let snap = load(&cli).await?;
+            let list = resolve::resolve(&snap);
+            let (reports, now) = if cli.output.snapshot.is_some() {
+                (snap.last_accessed.clone(), snap.taken_at)
+            } else {
+                (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, now_seconds())
+            };
+            let report = audit::audit(&list, &reports, *unused_days, now);
+            if *suggest_policy {
+                return suggest_policies(&cli, &snap, &report, iam).await;
+            }
+            if report.roles.is_empty() && is_table(&cli) {
+                eprintln!("No IAM roles are bound {}.", scope_text(&snap));
+                return Ok(());
+            }
+            print(&cli, |out, paint| match cli.output.output {
+                Format::Table | Format::Wide => {
+                    render::audit_table(out, &report, cli.output.output == Format::Wide, paint)
+                }
+                f => render::document(out, &report, f),
+            })
+        }
+    }
+}
+
+fn is_table(cli: &Cli) -> bool {
+    matches!(cli.output.output, Format::Table | Format::Wide)
+}
+
+fn scope_text(snap: &Snapshot) -> String {
+    let mut s = match &snap.scope.namespace {
+        Some(ns) => format!("in namespace {ns}"),
+        None => "in any namespace".to_string(),
+    };
+    if let Some(sel) = &snap.scope.selector {
+        s.push_str(&format!(" for pods matching {sel}"));
+    }
+    s
+}
+
+/// Collects live, or reads `--snapshot`; prints collection warnings to stderr either way.
+async fn load(cli: &Cli) -> Result<Snapshot> {
+    let snap = match &cli.output.snapshot {
+        Some(path) => collect::snapshot::narrow(collect::snapshot::read(path)?, &cli.kube)?,
+        None => {
+            let conn = collect::Connection::open(&cli.kube, &cli.aws).await?;
+            collect::live(&conn, cli.kube.selector.as_deref()).await?
+        }
+    };
+    print_warnings(cli, &snap);
+    Ok(snap)
+}
+
+fn print_warnings(cli: &Cli, snap: &Snapshot) {
+    for w in &snap.warnings {
+        warn(cli, w);
+    }
+    if let Some(reason) = &snap.pod_identity.skipped_reason {
+        warn(cli, &format!("Pod Identity associations were not read: {reason}"));
+    }
+}
+
+fn warn(cli: &Cli, message: &str) {
+    eprintln!("{} {message}", Paint::stderr(cli.output.color).warn("warning:"));
+}
+
+/// Writes to stdout through a buffer; a closed pipe surfaces as an I/O error the caller treats as success.
+fn print(cli: &Cli, f: impl FnOnce(&mut dyn Write, Paint) -> std::io::Result<()>) -> Result<()> {
+    let paint = Paint::stdout(cli.output.color);
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    f(&mut out, paint)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Now, in whole seconds: the times this tool writes (reports, annotations) need no more.
+fn now_seconds() -> Timestamp {
+    let now = Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now)
+}
