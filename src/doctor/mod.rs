@@ -145,6 +145,9 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
             ),
             Source::PodIdentity => "allow sts:AssumeRole and sts:TagSession to Service pods.eks.amazonaws.com".into(),
         };
+        if let Some(target) = b.target_role_arn.as_deref() {
+            out.extend(chain_problem(b, target, &details));
+        }
         match verdict {
             Trust::Ok => {}
             Trust::Mismatch(why) => out.push(problem(
@@ -163,9 +166,30 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
     out
 }
 
-/// The roles whose trust `doctor` reads: every well-formed role ARN bound in the list.
+/// A Pod Identity target role that does not let the association's role chain into it.
+fn chain_problem(b: &crate::model::Binding, target: &str, details: &HashMap<&str, &RoleDetails>) -> Option<Problem> {
+    let doc: serde_json::Value =
+        details.get(target)?.trust_policy.as_deref().and_then(|t| serde_json::from_str(t).ok())?;
+    match trust::chained(&doc, &b.role_arn) {
+        Trust::Ok | Trust::TooWide(_) => None,
+        Trust::Mismatch(why) => Some(Problem {
+            code: ProblemCode::TrustPolicyMismatch,
+            namespace: Some(b.namespace.clone()),
+            object: format!("ServiceAccount/{}", b.service_account),
+            message: format!(
+                "Pod Identity target role {target} does not let the association's role {} chain into it: {why}; allow \
+                 sts:AssumeRole and sts:TagSession to that role in the target's trust policy",
+                b.role_arn
+            ),
+        }),
+    }
+}
+
+/// The roles whose trust `doctor` reads: every well-formed role ARN bound in the list, and the Pod
+/// Identity target roles.
 pub fn roles_to_check(list: &BindingList) -> Vec<RoleArn> {
-    let mut roles: Vec<RoleArn> = list.items.iter().filter_map(|b| b.role_arn.parse().ok()).collect();
+    let arns = list.items.iter().flat_map(|b| std::iter::once(&b.role_arn).chain(&b.target_role_arn));
+    let mut roles: Vec<RoleArn> = arns.filter_map(|arn| arn.parse().ok()).collect();
     roles.sort_by_key(|r| r.to_string());
     roles.dedup();
     roles

@@ -120,3 +120,34 @@ fn pod_identity_trust_without_tag_session() {
     assert_eq!(doc["problems"][0]["code"], "trust-policy-mismatch");
     assert_eq!(doc["summary"]["errors"], 1);
 }
+
+#[test]
+fn a_target_role_that_does_not_trust_the_association_role() {
+    const TARGET: &str = "arn:aws:iam::111122223333:role/target";
+    let mut s = snap();
+    s.service_accounts.push(crate::model::ServiceAccountInfo {
+        namespace: "pay".into(),
+        name: "etl".into(),
+        annotations: Default::default(),
+    });
+    s.pod_identity.associations.push(crate::model::Association {
+        association_id: "a-2".into(),
+        namespace: "pay".into(),
+        service_account: "etl".into(),
+        role_arn: PI.into(),
+        target_role_arn: Some(TARGET.into()),
+        owner_arn: None,
+        disable_session_tags: false,
+    });
+    let pods_trust = json!({"Statement": {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}});
+    s.roles.push(details(API, Some(irsa_trust("system:serviceaccount:pay:api")), None));
+    s.roles.push(details(PI, Some(pods_trust.to_string()), None));
+    let only_assume = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": PI}, "Action": "sts:AssumeRole"}});
+    s.roles.push(details(TARGET, Some(only_assume.to_string()), None));
+    let list = crate::resolve::resolve(&s);
+    assert!(roles_to_check(&list).iter().any(|r| r.to_string() == TARGET), "target roles are read too");
+    let r = doctor(&list, &s);
+    assert_eq!(codes(&r), ["trust-policy-mismatch"]);
+    assert!(r.problems[0].problem.message.contains("target role arn:aws:iam::111122223333:role/target"));
+    assert!(r.problems[0].problem.message.contains("TagSession"));
+}

@@ -189,5 +189,32 @@ pub fn pod_identity(doc: &Value) -> Trust {
     }
 }
 
+/// Pod Identity role chaining: may the association's role (`source`) assume the target role, with the
+/// session tags EKS passes along? The principal may name the role, its account (`ACCOUNT` or
+/// `arn:...:root`), or anyone.
+pub fn chained(doc: &Value, source: &str) -> Trust {
+    let account = source.split(':').nth(4).unwrap_or_default();
+    let trusts_source = |s: &Value| match s.get("Principal") {
+        Some(Value::String(p)) => p == "*",
+        Some(Value::Object(p)) => strings(p.get("AWS")).iter().any(|a| {
+            *a == "*" || *a == source || *a == account || (a.ends_with(":root") && a.split(':').nth(4) == Some(account))
+        }),
+        _ => false,
+    };
+    let allowed = |action: &str| {
+        let matching = |s: &&Value| trusts_source(s) && action_matches(s, action);
+        let statements = statements(doc);
+        !statements.iter().filter(|s| effect(s) == "Deny").any(matching)
+            && statements.iter().filter(|s| effect(s) == "Allow").any(matching)
+    };
+    match (allowed("sts:AssumeRole"), allowed("sts:TagSession")) {
+        (true, true) => Trust::Ok,
+        (true, false) => {
+            Trust::Mismatch(format!("it lets {source} assume it but not sts:TagSession, which role chaining needs"))
+        }
+        (false, _) => Trust::Mismatch(format!("no statement allows sts:AssumeRole and sts:TagSession to {source}")),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -148,3 +148,16 @@ fn string_like_is_case_sensitive_unlike_actions() {
         "Action": ["STS:assumerole", "sts:tagsession"]}]});
     assert_eq!(pod_identity(&upper), Trust::Ok, "action names compare without case");
 }
+
+#[test]
+fn a_chained_target_must_trust_the_association_role_with_tags() {
+    let source = "arn:aws:iam::111122223333:role/etl-runner";
+    let by_role = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": source}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+    assert_eq!(chained(&by_role, source), Trust::Ok);
+    let by_account = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::111122223333:root"]}, "Action": "sts:*"}]});
+    assert_eq!(chained(&by_account, source), Trust::Ok);
+    let no_tags = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": source}, "Action": "sts:AssumeRole"}]});
+    assert!(matches!(chained(&no_tags, source), Trust::Mismatch(why) if why.contains("TagSession")));
+    let other = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:*"}]});
+    assert!(matches!(chained(&other, source), Trust::Mismatch(_)));
+}
