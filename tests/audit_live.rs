@@ -659,9 +659,12 @@ fn snapshot_then_offline_audit_equals_live() {
     let w = shop().start();
     let live = w.audit(&[]);
     let live_wide = w.audit(&["--unused-days", "150"]);
+    let identity_checks = w.sts.count("GetCallerIdentity");
     let snap = w.cmd().args(["snapshot", "-A"]).run();
     snap.assert_code(0);
     assert_eq!(snap.json()["kind"], "Snapshot");
+    assert!(!snap.json()["roles"].as_array().unwrap().is_empty(), "trust policies are recorded for doctor");
+    assert_eq!(w.sts.count("GetCallerIdentity"), identity_checks + 1, "one IAM connection serves every read");
 
     let offline = Cmd::new();
     let file = offline.home().join("snap.json");

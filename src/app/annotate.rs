@@ -2,7 +2,7 @@
 
 use std::io::{BufWriter, Write};
 
-use super::iam::last_accessed;
+use super::iam::{connect, last_accessed};
 use super::{now_seconds, print_warnings, warn};
 use crate::act::annotate;
 use crate::act::paint::Paint;
@@ -26,7 +26,8 @@ pub(super) async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix:
     let snap = collect::live(&conn, None).await?;
     print_warnings(cli, &snap);
     let list = resolve::resolve(&snap);
-    let reports = last_accessed(cli, &snap, &audit::auditable(&list), iam).await?;
+    let clients = connect(cli, &snap, &iam.account_roles).await?;
+    let reports = last_accessed(&clients, &audit::auditable(&list), iam).await;
     let now = now_seconds();
     let report = audit::audit(&list, &reports, unused_days, now);
     let objects = collect::kube::annotatable(&conn.client, conn.namespace.as_deref())

@@ -12,9 +12,9 @@ use crate::arn::{RoleArn, RoleQuery};
 use crate::audit::AuditReport;
 use crate::cli::{Cli, Format, IamArgs};
 use crate::collect::cache::{self, Cache};
-use crate::collect::iam::AuditSettings;
+use crate::collect::iam::{AuditSettings, IamClients};
 use crate::model::{BindingList, RoleReport, Snapshot};
-use crate::{Error, Result, audit, collect};
+use crate::{Result, audit, collect};
 
 /// The last-accessed summary of the roles `who-uses` found: from the snapshot offline, live when AWS
 /// credentials allow (cached, so asking again is free), otherwise nothing.
@@ -29,7 +29,11 @@ pub(super) async fn usage_summary(
     } else {
         let roles: Vec<RoleArn> =
             audit::auditable(list).into_iter().filter(|r| query.matches(&r.to_string())).collect();
-        match last_accessed(cli, snap, &roles, &IamArgs::default()).await {
+        let reports = match connect(cli, snap, &[]).await {
+            Ok(iam) => Ok(last_accessed(&iam, &roles, &IamArgs::default()).await),
+            Err(e) => Err(e),
+        };
+        match reports {
             Ok(reports) => (reports, now_seconds()),
             Err(e) => {
                 tracing::debug!("no last-accessed summary: {e}");
@@ -44,19 +48,7 @@ pub(super) async fn usage_summary(
 }
 
 /// Drafts narrower policies for the roles with unused services and prints them (never changes IAM).
-pub(super) async fn suggest_policies(
-    cli: &Cli,
-    snap: &Snapshot,
-    report: &audit::AuditReport,
-    iam: &IamArgs,
-) -> Result<()> {
-    if cli.output.snapshot.is_some() {
-        return Err(Error::Usage(
-            "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live".into(),
-        ));
-    }
-    let sdk = iam_sdk(cli, snap).await;
-    let (_, clients) = collect::iam::clients(&sdk, &iam.account_roles.iter().cloned().collect()).await?;
+pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit::AuditReport) -> Result<()> {
     let mut items = Vec::new();
     for role in report.roles.iter().filter(|r| r.has_unused()) {
         let Ok(arn) = role.role_arn.parse::<RoleArn>() else { continue };
@@ -68,7 +60,7 @@ pub(super) async fn suggest_policies(
             drafts: Vec::new(),
             error: None,
         };
-        match clients.get(&arn.account) {
+        match iam.for_account(&arn.account) {
             None => {
                 item.error = Some(crate::model::ReportError {
                     code: crate::model::ProblemCode::CrossAccountRole,
@@ -96,28 +88,25 @@ pub(super) async fn suggest_policies(
     })
 }
 
-/// The IAM SDK config: IAM is global, but signing needs a region (the cluster's, else us-east-1).
-async fn iam_sdk(cli: &Cli, snap: &Snapshot) -> aws_config::SdkConfig {
+/// The IAM clients of a command, built once: the SDK config (IAM is global, but signing needs a region: the
+/// cluster's, else us-east-1), the caller's account, and a client per `--account-role`.
+pub(super) async fn connect(cli: &Cli, snap: &Snapshot, account_roles: &[(String, String)]) -> Result<IamClients> {
     let region = snap.cluster.region.clone().or_else(|| cli.aws.region.clone());
-    let sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
-    if sdk.region().is_some() {
-        sdk
-    } else {
-        collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await
+    let mut sdk = collect::aws::sdk_config(region.as_deref(), cli.aws.profile.as_deref()).await;
+    if sdk.region().is_none() {
+        sdk = collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await;
     }
+    IamClients::connect(&sdk, &account_roles.iter().cloned().collect()).await
 }
 
 /// Reads the roles' trust policies and the account's OIDC providers, for `doctor`.
 pub(super) async fn role_wiring(
     cli: &Cli,
-    snap: &Snapshot,
+    iam: &IamClients,
     roles: &[RoleArn],
-    account_roles: &std::collections::HashMap<String, String>,
-) -> Result<(Vec<crate::model::RoleDetails>, Option<Vec<String>>)> {
-    let sdk = iam_sdk(cli, snap).await;
-    let (caller, clients) = collect::iam::clients(&sdk, account_roles).await?;
-    let details = collect::roles::details(&clients, &caller, roles).await;
-    let providers = match clients.get(&caller) {
+) -> (Vec<crate::model::RoleDetails>, Option<Vec<String>>) {
+    let details = collect::roles::details(iam, roles).await;
+    let providers = match iam.own() {
         Some(client) => match collect::roles::oidc_providers(client).await {
             Ok(p) => Some(p),
             Err(e) => {
@@ -127,27 +116,20 @@ pub(super) async fn role_wiring(
         },
         None => None,
     };
-    Ok((details, providers))
+    (details, providers)
 }
 
 /// Reads last-accessed reports live, with a progress bar on a terminal when it takes more than a moment.
-pub(super) async fn last_accessed(
-    cli: &Cli,
-    snap: &Snapshot,
-    roles: &[RoleArn],
-    iam: &IamArgs,
-) -> Result<Vec<RoleReport>> {
-    let sdk = iam_sdk(cli, snap).await;
+pub(super) async fn last_accessed(iam: &IamClients, roles: &[RoleArn], args: &IamArgs) -> Vec<RoleReport> {
     let settings = AuditSettings {
-        granularity: iam.granularity,
-        concurrency: usize::from(iam.concurrency),
-        job_timeout: Duration::from_secs(iam.job_timeout),
-        refresh: iam.refresh,
-        cache: Cache::new(iam.cache_dir.as_deref(), cache::DEFAULT_TTL),
-        account_roles: iam.account_roles.iter().cloned().collect(),
+        granularity: args.granularity,
+        concurrency: usize::from(args.concurrency),
+        job_timeout: Duration::from_secs(args.job_timeout),
+        refresh: args.refresh,
+        cache: Cache::new(args.cache_dir.as_deref(), cache::DEFAULT_TTL),
     };
     let progress = Progress::start(roles.len() as u64);
-    let reports = collect::iam::reports(&sdk, roles, &settings, &|_| progress.bar.inc(1)).await;
+    let reports = collect::iam::reports(iam, roles, &settings, &|_| progress.bar.inc(1)).await;
     progress.bar.finish_and_clear();
     reports
 }

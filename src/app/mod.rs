@@ -15,7 +15,7 @@ use crate::{Error, Result, audit, collect, doctor, resolve};
 mod annotate;
 mod iam;
 
-use iam::{last_accessed, role_wiring, suggest_policies, usage_summary};
+use iam::{connect, last_accessed, role_wiring, suggest_policies, usage_summary};
 
 /// The `--unused-days` default, also used for the `who-uses` summary.
 const DEFAULT_UNUSED_DAYS: u32 = 90;
@@ -69,14 +69,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let roles = audit::auditable(&list);
             // Re-scoping a snapshot file keeps the IAM data it holds; a live snapshot reads it.
             if cli.output.snapshot.is_none() && !roles.is_empty() {
-                let account_roles = iam.account_roles.iter().cloned().collect();
-                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
-                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
-                    Err(e) => warn(&cli, &format!("trust policies are not recorded in the snapshot: {e}")),
-                }
-                match last_accessed(&cli, &snap, &roles, iam).await {
-                    Ok(reports) => snap.last_accessed = reports,
-                    Err(e) => warn(&cli, &format!("last-accessed data is not recorded in the snapshot: {e}")),
+                match connect(&cli, &snap, &iam.account_roles).await {
+                    Ok(clients) => {
+                        (snap.roles, snap.oidc_providers) =
+                            role_wiring(&cli, &clients, &doctor::roles_to_check(&list)).await;
+                        snap.last_accessed = last_accessed(&clients, &roles, iam).await;
+                    }
+                    Err(e) => warn(&cli, &format!("IAM data is not recorded in the snapshot: {e}")),
                 }
             }
             let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
@@ -89,9 +88,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             if cli.output.snapshot.is_none() {
-                let account_roles = account_roles.iter().cloned().collect();
-                match role_wiring(&cli, &snap, &doctor::roles_to_check(&list), &account_roles).await {
-                    Ok((roles, providers)) => (snap.roles, snap.oidc_providers) = (roles, providers),
+                match connect(&cli, &snap, account_roles).await {
+                    Ok(clients) => {
+                        (snap.roles, snap.oidc_providers) =
+                            role_wiring(&cli, &clients, &doctor::roles_to_check(&list)).await;
+                    }
                     Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
                 }
             }
@@ -111,14 +112,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit { unused_days, suggest_policy, iam } => {
             let snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
-            let (reports, now) = if cli.output.snapshot.is_some() {
-                (snap.last_accessed.clone(), snap.taken_at)
+            if *suggest_policy && cli.output.snapshot.is_some() {
+                return Err(Error::Usage(
+                    "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live"
+                        .into(),
+                ));
+            }
+            let (reports, now, clients) = if cli.output.snapshot.is_some() {
+                (snap.last_accessed.clone(), snap.taken_at, None)
             } else {
-                (last_accessed(&cli, &snap, &audit::auditable(&list), iam).await?, now_seconds())
+                let clients = connect(&cli, &snap, &iam.account_roles).await?;
+                (last_accessed(&clients, &audit::auditable(&list), iam).await, now_seconds(), Some(clients))
             };
             let report = audit::audit(&list, &reports, *unused_days, now);
-            if *suggest_policy {
-                return suggest_policies(&cli, &snap, &report, iam).await;
+            if let (true, Some(clients)) = (*suggest_policy, &clients) {
+                return suggest_policies(&cli, clients, &report).await;
             }
             if report.roles.is_empty() && is_table(&cli) {
                 eprintln!("No IAM roles are bound {}.", scope_text(&snap));

@@ -28,8 +28,43 @@ pub struct AuditSettings {
     pub job_timeout: Duration,
     pub refresh: bool,
     pub cache: Cache,
-    /// Role to assume to read roles of another account: account -> role ARN.
-    pub account_roles: HashMap<String, String>,
+}
+
+/// IAM clients for every account the credentials can read: the caller's own, and one per
+/// `--account-role` (through STS AssumeRole). Built once per command and shared by every IAM read.
+pub struct IamClients {
+    /// The account of the credentials in use.
+    pub caller: String,
+    by_account: HashMap<String, Client>,
+}
+
+impl IamClients {
+    /// Checks the credentials (STS GetCallerIdentity, once) and prepares a client per account.
+    pub async fn connect(sdk: &SdkConfig, account_roles: &HashMap<String, String>) -> Result<Self> {
+        let caller = caller_account(sdk).await?;
+        let mut by_account: HashMap<String, Client> = HashMap::new();
+        by_account.insert(caller.clone(), Client::new(sdk));
+        for (account, role) in account_roles {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .session_name("kubectl-iam-roles-audit")
+                .configure(sdk)
+                .build()
+                .await;
+            let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
+            by_account.insert(account.clone(), Client::from_conf(config));
+        }
+        Ok(IamClients { caller, by_account })
+    }
+
+    /// The client that can read roles of `account`, if any.
+    pub fn for_account(&self, account: &str) -> Option<&Client> {
+        self.by_account.get(account)
+    }
+
+    /// The client of the caller's own account.
+    pub fn own(&self) -> Option<&Client> {
+        self.for_account(&self.caller)
+    }
 }
 
 /// First wait before polling a job, growth per poll, and the longest wait.
@@ -39,23 +74,21 @@ const POLL_MAX: Duration = Duration::from_secs(5);
 /// The largest page IAM allows.
 const MAX_ITEMS: i32 = 1000;
 
-/// Reads the last-accessed report of every role. Per-role failures are in each report's `error`; only
-/// a failure that stops every role (no credentials at all) is an `Err`.
+/// Reads the last-accessed report of every role. Per-role failures are in each report's `error`.
 pub async fn reports(
-    sdk: &SdkConfig,
+    iam: &IamClients,
     roles: &[RoleArn],
     settings: &AuditSettings,
     on_done: &(dyn Fn(&RoleReport) + Sync),
-) -> Result<Vec<RoleReport>> {
-    let (caller, clients) = clients(sdk, &settings.account_roles).await?;
+) -> Vec<RoleReport> {
     let calls = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let now = Timestamp::now();
     let mut pending: FuturesUnordered<_> = roles
         .iter()
         .map(|role| {
-            let client = clients.get(&role.account);
+            let client = iam.for_account(&role.account);
             let calls = calls.clone();
-            let caller = &caller;
+            let caller = &iam.caller;
             async move {
                 let arn = role.to_string();
                 if !settings.refresh
@@ -87,27 +120,7 @@ pub async fn reports(
         out.push(report);
     }
     out.sort_by(|a, b| a.role_arn.cmp(&b.role_arn));
-    Ok(out)
-}
-
-/// An IAM client per account: the caller's own, and one per `--account-role` through STS AssumeRole.
-pub async fn clients(
-    sdk: &SdkConfig,
-    account_roles: &HashMap<String, String>,
-) -> Result<(String, HashMap<String, Client>)> {
-    let caller = caller_account(sdk).await?;
-    let mut clients: HashMap<String, Client> = HashMap::new();
-    clients.insert(caller.clone(), Client::new(sdk));
-    for (account, role) in account_roles {
-        let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
-            .session_name("kubectl-iam-roles-audit")
-            .configure(sdk)
-            .build()
-            .await;
-        let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
-        clients.insert(account.clone(), Client::from_conf(config));
-    }
-    Ok((caller, clients))
+    out
 }
 
 /// The account of the credentials in use; failing here means there are no usable credentials.

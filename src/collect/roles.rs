@@ -1,11 +1,9 @@
 //! IAM reads for `doctor`: each role's trust policy (`GetRole`) and the account's OIDC providers.
 
-use std::collections::HashMap;
-
 use aws_sdk_iam::Client;
 use futures::{StreamExt, stream};
 
-use super::iam::call_error;
+use super::iam::{IamClients, call_error};
 use crate::arn::RoleArn;
 use crate::doctor::trust::parse_document;
 use crate::model::{ProblemCode, ReportError, RoleDetails};
@@ -15,7 +13,8 @@ const CONCURRENCY: usize = 8;
 
 /// The trust policy of every role, read with the client of the role's account; a role in an account
 /// without a client is reported, not read.
-pub async fn details(clients: &HashMap<String, Client>, caller: &str, roles: &[RoleArn]) -> Vec<RoleDetails> {
+pub async fn details(iam: &IamClients, roles: &[RoleArn]) -> Vec<RoleDetails> {
+    let caller = &iam.caller;
     let mut out: Vec<RoleDetails> = stream::iter(roles)
         .map(|role| async move {
             let arn = role.to_string();
@@ -24,7 +23,7 @@ pub async fn details(clients: &HashMap<String, Client>, caller: &str, roles: &[R
                 trust_policy: None,
                 error: Some(ReportError { code, message }),
             };
-            let Some(client) = clients.get(&role.account) else {
+            let Some(client) = iam.for_account(&role.account) else {
                 return failed(
                     ProblemCode::CrossAccountRole,
                     format!(
