@@ -179,3 +179,28 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn who_uses_ends_with_the_recorded_last_accessed_summary() {
+    let out = demo(&["who-uses", "payments-worker"]);
+    out.assert_code(0);
+    let summary = out.stdout.split("LAST ACCESSED").nth(1).unwrap_or_else(|| panic!("no summary: {out}"));
+    assert!(
+        summary.contains("unused-services arn:aws:iam::111122223333:role/payments-worker: last used 2026-11-22; 2 of 3 services unused: secretsmanager, sns"),
+        "{out}"
+    );
+    assert!(!summary.contains("payments-worker-v2"), "only the role asked about");
+    let json = demo(&["who-uses", "payments-worker", "-o", "json"]);
+    assert!(json.json().get("lastAccessed").is_none(), "the BindingList document stays as the contract says");
+}
+
+#[test]
+fn a_snapshot_of_a_snapshot_keeps_its_iam_data() {
+    let out = demo(&["snapshot", "-n", "payments"]);
+    out.assert_code(0);
+    let doc = out.json();
+    assert_eq!(doc["scope"]["namespace"], "payments");
+    assert!(doc["lastAccessed"].as_array().is_some_and(|r| !r.is_empty()), "reports kept: {doc:#}");
+    assert!(doc["roles"].as_array().is_some_and(|r| !r.is_empty()) && doc["oidcProviders"].is_array());
+    assert!(out.stderr.is_empty(), "nothing was read live: {out}");
+}

@@ -35,6 +35,12 @@ fn severity_paint(code: ProblemCode, paint: Paint, text: &str) -> String {
     }
 }
 
+/// One problem: its code (coloured by severity) and where, then what to do on the next line.
+fn write_problem(out: &mut dyn Write, p: &Problem, paint: Paint) -> io::Result<()> {
+    let at = p.namespace.as_ref().map_or(p.object.clone(), |ns| format!("{ns}/{}", p.object));
+    writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)
+}
+
 const MAX_WORKLOADS_SHOWN: usize = 3;
 
 fn workloads_cell(b: &Binding, wide: bool) -> String {
@@ -104,11 +110,7 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
     if !problems.is_empty() {
         writeln!(out, "\n{}", paint.bold(&format!("PROBLEMS ({})", problems.len())))?;
         for p in problems {
-            let at = match &p.namespace {
-                Some(ns) => format!("{ns}/{}", p.object),
-                None => p.object.clone(),
-            };
-            writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)?;
+            write_problem(out, p, paint)?;
         }
     }
     Ok(())
@@ -224,9 +226,7 @@ pub fn doctor_table(out: &mut dyn Write, report: &DoctorReport, paint: Paint) ->
         }
         writeln!(out, "{}", paint.bold(&format!("{title} ({count})")))?;
         for f in report.problems.iter().filter(|f| f.severity == severity) {
-            let p = &f.problem;
-            let at = p.namespace.as_ref().map_or(p.object.clone(), |ns| format!("{ns}/{}", p.object));
-            writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)?;
+            write_problem(out, &f.problem, paint)?;
         }
         writeln!(out)?;
     }

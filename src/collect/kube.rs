@@ -34,14 +34,6 @@ pub struct KubeError {
 }
 
 impl KubeError {
-    /// HTTP status of an API error, if the server answered.
-    pub fn status(&self) -> Option<u16> {
-        match &self.source {
-            kube::Error::Api(s) => Some(s.code),
-            _ => None,
-        }
-    }
-
     /// One sentence: what failed, why, and what to do.
     pub fn explain(&self, server: &str) -> String {
         let what = &self.what;
@@ -224,10 +216,6 @@ pub async fn owners(client: &kube::Client, namespace: Option<&str>) -> Vec<Resul
     );
     vec![rs, jobs]
 }
-
-/// The kinds `annotate` writes to: top-level workloads and service accounts.
-pub const ANNOTATED_KINDS: [&str; 8] =
-    ["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod", "ServiceAccount"];
 
 /// The metadata of every object `annotate` may write to, in scope: one metadata-only list per kind.
 pub async fn annotatable(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<ObjectMeta>, KubeError> {
