@@ -138,7 +138,7 @@ pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {
     roles
 }
 
-/// The roles of a binding list that can be audited: well-formed role ARNs.
+/// The roles of a binding list that IAM can be asked about: well-formed role ARNs and Pod Identity targets.
 pub fn auditable(list: &BindingList) -> Vec<RoleArn> {
     roles_in(list).keys().filter_map(|arn| arn.parse().ok()).collect()
 }

@@ -71,8 +71,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if cli.output.snapshot.is_none() && !roles.is_empty() {
                 match connect(&cli, &snap, &iam.account_roles).await {
                     Ok(clients) => {
-                        (snap.roles, snap.oidc_providers) =
-                            role_wiring(&cli, &clients, &doctor::roles_to_check(&list)).await;
+                        (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &audit::auditable(&list)).await;
                         snap.last_accessed = last_accessed(&clients, &roles, iam).await;
                     }
                     Err(e) => warn(&cli, &format!("IAM data is not recorded in the snapshot: {e}")),
@@ -90,8 +89,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if cli.output.snapshot.is_none() {
                 match connect(&cli, &snap, account_roles).await {
                     Ok(clients) => {
-                        (snap.roles, snap.oidc_providers) =
-                            role_wiring(&cli, &clients, &doctor::roles_to_check(&list)).await;
+                        (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &audit::auditable(&list)).await;
                     }
                     Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
                 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::arn::RoleArn;
 use crate::model::{API_VERSION, BindingList, Problem, ProblemCode, RoleDetails, Severity, Snapshot, Source};
 use trust::Trust;
 
@@ -183,16 +182,6 @@ fn chain_problem(b: &crate::model::Binding, target: &str, details: &HashMap<&str
             ),
         }),
     }
-}
-
-/// The roles whose trust `doctor` reads: every well-formed role ARN bound in the list, and the Pod
-/// Identity target roles.
-pub fn roles_to_check(list: &BindingList) -> Vec<RoleArn> {
-    let arns = list.items.iter().flat_map(|b| std::iter::once(&b.role_arn).chain(&b.target_role_arn));
-    let mut roles: Vec<RoleArn> = arns.filter_map(|arn| arn.parse().ok()).collect();
-    roles.sort_by_key(|r| r.to_string());
-    roles.dedup();
-    roles
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ fn a_target_role_that_does_not_trust_the_association_role() {
     let only_assume = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": PI}, "Action": "sts:AssumeRole"}});
     s.roles.push(details(TARGET, Some(only_assume.to_string()), None));
     let list = crate::resolve::resolve(&s);
-    assert!(roles_to_check(&list).iter().any(|r| r.to_string() == TARGET), "target roles are read too");
+    assert!(crate::audit::auditable(&list).iter().any(|r| r.to_string() == TARGET), "target roles are read too");
     let r = doctor(&list, &s);
     assert_eq!(codes(&r), ["trust-policy-mismatch"]);
     assert!(r.problems[0].problem.message.contains("target role arn:aws:iam::111122223333:role/target"));
