@@ -23,14 +23,18 @@ impl FromStr for RoleArn {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |why| ArnError(s.to_string(), why);
+        // The webhook and IAM take the value verbatim: a stray space or newline is not trimmed away for them.
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(whitespace_reason(s)));
+        }
         let mut parts = s.splitn(6, ':');
         let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(err("it does not have the six colon-separated parts of an ARN"));
         };
-        if !partition.starts_with("aws") {
-            return Err(err("the partition must be aws, aws-cn or aws-us-gov"));
+        if !PARTITIONS.contains(&partition) {
+            return Err(err("the partition must be one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc"));
         }
         if service != "iam" {
             return Err(err("the service must be iam"));
@@ -54,7 +58,39 @@ impl FromStr for RoleArn {
         if path.contains("//") {
             return Err(err("the role path has an empty segment"));
         }
+        if path.len() > 512 || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(err("the role path must be at most 512 printable ASCII characters"));
+        }
         Ok(RoleArn { partition: partition.to_string(), account: account.to_string(), path, name: name.to_string() })
+    }
+}
+
+/// The AWS partitions, as IAM ARNs name them.
+pub const PARTITIONS: &[&str] =
+    &["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"];
+
+/// The partition a region belongs to (`cn-north-1` is in `aws-cn`); regions of no special partition are `aws`.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-iso-", "aws-iso"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PREFIXES.iter().find(|(prefix, _)| region.starts_with(prefix)).map_or("aws", |(_, partition)| partition)
+}
+
+/// Says exactly which whitespace or control character a value carries, and where.
+fn whitespace_reason(s: &str) -> &'static str {
+    match (s.chars().next(), s.chars().last()) {
+        (Some(c), _) if c.is_whitespace() => "it starts with whitespace, which the webhook and IAM keep as part of the value",
+        (_, Some('\n')) => "it ends with a newline (often from a YAML block scalar such as `|`); remove it",
+        (_, Some(c)) if c.is_whitespace() => "it ends with whitespace, which the webhook and IAM keep as part of the value",
+        _ if s.chars().any(char::is_control) => "it contains a control character; an ARN is printable ASCII only",
+        _ => "it contains whitespace; an ARN has none",
     }
 }
 
@@ -131,11 +167,30 @@ mod tests {
             ("arn:aws:s3:::bucket/x", "service"),
             ("arn:aws:iam::111122223333:user/x", "role/"),
             ("arn:aws:iam::111122223333:role/", "role name"),
-            ("arn:aws:iam::111122223333:role/a b", "role name"),
+            ("arn:aws:iam::111122223333:role/a b", "contains whitespace"),
+            ("arn:aws:iam::111122223333:role/a*b", "role name"),
             ("arn:aws:iam:us-east-1:111122223333:role/x", "empty region"),
+            ("arn:awsx:iam::111122223333:role/x", "partition"),
+            ("arn:aws:iam::111122223333:role/x\n", "ends with a newline"),
+            ("arn:aws:iam::111122223333:role/x ", "ends with whitespace"),
+            (" arn:aws:iam::111122223333:role/x", "starts with whitespace"),
+            ("arn:aws:iam::111122223333:role/a\u{1b}[31m/x", "control character"),
+            ("arn:aws:iam::111122223333:role/a\u{e9}/x", "printable ASCII"),
         ] {
             let e = bad.parse::<RoleArn>().unwrap_err();
             assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn partitions_of_regions() {
+        assert_eq!(partition_of_region("us-east-1"), "aws");
+        assert_eq!(partition_of_region("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of_region("us-iso-east-1"), "aws-iso");
+        assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
+        for p in PARTITIONS {
+            assert!(format!("arn:{p}:iam::111122223333:role/x").parse::<RoleArn>().is_ok(), "{p}");
         }
     }
 

@@ -121,7 +121,7 @@ impl RoleAudit {
 /// A role shared by several service accounts is one entry.
 pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {
     let mut roles: BTreeMap<String, Vec<AuditBinding>> = BTreeMap::new();
-    for b in &list.items {
+    for b in list.items.iter().filter(|b| b.role_known()) {
         let binding = AuditBinding {
             namespace: b.namespace.clone(),
             service_account: b.service_account.clone(),
@@ -210,7 +210,10 @@ fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, 
     let mut unused_services: Vec<String> =
         services.iter().filter(|s| s.state != UseState::Used).map(|s| s.namespace.clone()).collect();
     unused_services.sort();
-    let status = if fresh(report.role_last_used) != UseState::Used {
+    // The role was used at the latest of every piece of evidence: RoleLastUsed lags, is regional and is
+    // absent for roles unused in IAM's tracking window, while a service authenticated yesterday is a use.
+    let last_used = last_use(report);
+    let status = if fresh(last_used) != UseState::Used {
         Status::UnusedRole
     } else if !unused_services.is_empty() {
         Status::UnusedServices
@@ -219,13 +222,23 @@ fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, 
     };
     RoleAudit {
         role_arn: arn,
-        role_last_used: report.role_last_used,
+        role_last_used: last_used,
         status,
         services,
         unused_services,
         bindings,
         error: None,
     }
+}
+
+/// The latest evidence of use in a report: `RoleLastUsed`, any service's last authentication, any tracked
+/// action's last access.
+fn last_use(report: &RoleReport) -> Option<Timestamp> {
+    let services = report.services.iter().flat_map(|s| {
+        let actions = s.tracked_actions.iter().flatten().filter_map(|a| a.last_accessed);
+        s.last_authenticated.into_iter().chain(actions)
+    });
+    report.role_last_used.into_iter().chain(services).max()
 }
 
 #[cfg(test)]

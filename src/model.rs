@@ -80,6 +80,13 @@ pub struct PodInfo {
     pub phase: Option<String>,
 }
 
+impl PodInfo {
+    /// Pods in phase `Succeeded` or `Failed` run no containers and hold no credentials.
+    pub fn completed(&self) -> bool {
+        matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+}
+
 /// A ReplicaSet or Job, kept only to walk pods up to their top-level workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerInfo {
@@ -292,6 +299,8 @@ pub enum ProblemCode {
     PodIdentityAgentMissing,
     AccessDenied,
     LastAccessedFailed,
+    CrossPartitionRole,
+    PodIdentityUnreadable,
 }
 
 /// How much a problem matters.
@@ -308,7 +317,9 @@ impl ProblemCode {
     pub fn severity(self) -> Severity {
         use ProblemCode::*;
         match self {
-            MalformedRoleArn | RoleNotFound | TrustPolicyMismatch | PodIdentityAgentMissing => Severity::Error,
+            MalformedRoleArn | RoleNotFound | TrustPolicyMismatch | PodIdentityAgentMissing | CrossPartitionRole => {
+                Severity::Error
+            }
             CrossAccountRole | NoWorkloadIdentity => Severity::Info,
             _ => Severity::Warning,
         }
@@ -329,6 +340,8 @@ impl ProblemCode {
             ProblemCode::PodIdentityAgentMissing => "pod-identity-agent-missing",
             ProblemCode::AccessDenied => "access-denied",
             ProblemCode::LastAccessedFailed => "last-accessed-failed",
+            ProblemCode::CrossPartitionRole => "cross-partition-role",
+            ProblemCode::PodIdentityUnreadable => "pod-identity-unreadable",
         }
     }
 }
@@ -350,26 +363,57 @@ impl Problem {
     }
 }
 
-/// One (namespace, service account, role, source) binding and who runs under it.
+/// The role of a binding whose role could not be read (Pod Identity credentials on pods while the
+/// associations could not be listed); serialised as `null`.
+pub const UNKNOWN_ROLE: &str = "";
+
+/// One (namespace, service account, role, source) binding and who runs under it (contract v2, SPEC 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Binding {
     pub namespace: String,
     pub service_account: String,
+    /// [`UNKNOWN_ROLE`] (JSON `null`) when the role could not be read.
+    #[serde(serialize_with = "role_or_null", deserialize_with = "role_from_null")]
     pub role_arn: String,
     pub source: Source,
     pub target_role_arn: Option<String>,
-    /// False where the other mechanism wins for this service account's pods.
+    /// Someone set this binding up (annotation or association); false when only running pods still carry it.
+    pub configured: bool,
+    /// The mechanism the running pods use, else the one new pods would get.
     pub effective: bool,
+    /// Configured: every workload of the service account (now or at the next restart). Otherwise: the
+    /// workloads of the pods that carry the role.
     pub workloads: Vec<Workload>,
+    /// Running (not completed) pods, on the same terms as `workloads`.
     pub pods: Vec<String>,
+    /// The pods whose credentials come from this role and source right now.
+    pub current_pods: Vec<String>,
     pub problems: Vec<Problem>,
+    /// Completed pods (phase Succeeded or Failed) of the service account: shown, marked, never counted.
+    #[serde(skip)]
+    pub completed_pods: Vec<String>,
     /// IRSA token audience (`-o wide` only; not part of the JSON contract).
     #[serde(skip)]
     pub audience: Option<String>,
     /// IRSA token expiration in seconds (`-o wide` only; not part of the JSON contract).
     #[serde(skip)]
     pub token_expiration: Option<String>,
+}
+
+fn role_or_null<S: serde::Serializer>(role: &str, s: S) -> Result<S::Ok, S::Error> {
+    if role == UNKNOWN_ROLE { s.serialize_none() } else { s.serialize_str(role) }
+}
+
+fn role_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Binding {
+    /// Whether the role is known (see [`UNKNOWN_ROLE`]).
+    pub fn role_known(&self) -> bool {
+        self.role_arn != UNKNOWN_ROLE
+    }
 }
 
 /// The `list` and `who-uses` document.

@@ -77,7 +77,11 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
     let unknown_roles: BTreeSet<&str> =
         report.roles.iter().filter(|r| r.error.is_some()).map(|r| r.role_arn.as_str()).collect();
     for role in &report.roles {
-        let unused = role.error.is_none() && matches!(role.status, Status::UnusedServices | Status::UnusedRole);
+        // A finding is a non-empty list of unused services: a role that holds nothing unused (even an
+        // idle role whose policies allow no service) has none, and never writes an empty value.
+        let unused = role.error.is_none()
+            && matches!(role.status, Status::UnusedServices | Status::UnusedRole)
+            && !role.unused_services.is_empty();
         if !unused && role.error.is_none() {
             continue;
         }

@@ -17,10 +17,13 @@ fn binding(ns: &str, sa: &str, role: &str, target: Option<&str>) -> Binding {
         role_arn: role.into(),
         source: if target.is_some() { Source::PodIdentity } else { Source::Irsa },
         target_role_arn: target.map(str::to_string),
+        configured: true,
         effective: true,
         workloads: vec![Workload { kind: "Deployment".into(), name: sa.into() }],
         pods: vec![],
+        current_pods: vec![],
         problems: vec![],
+        completed_pods: vec![],
         audience: None,
         token_expiration: None,
     }
@@ -94,6 +97,25 @@ fn unused_role_and_ok() {
     let busy = report(A, Some("2026-11-22T09:00:00Z"), vec![service("s3", Some("2026-11-22T09:00:00Z"))]);
     let out = audit(&l, &[busy], 90, ts(NOW));
     assert_eq!((out.roles[0].status, out.roles[0].unused_services.len()), (Status::Ok, 0));
+}
+
+#[test]
+fn a_role_is_used_at_its_latest_evidence() {
+    let l = list(vec![binding("ns", "a", A, None)]);
+    // No RoleLastUsed (IAM omits it outside its window, lags, and is regional), but S3 was used yesterday.
+    let r = report(A, None, vec![service("s3", Some("2026-11-21T00:00:00Z")), service("kms", None)]);
+    let role = &audit(&l, &[r], 90, ts(NOW)).roles[0];
+    assert_eq!(role.status, Status::UnusedServices, "a service used yesterday makes the role used");
+    assert_eq!(role.role_last_used, Some(ts("2026-11-21T00:00:00Z")));
+    assert_eq!(role.unused_services, ["kms"]);
+    // A stale RoleLastUsed with a fresh tracked action: used at the action's time.
+    let mut s3 = service("s3", Some("2026-01-01T00:00:00Z"));
+    s3.tracked_actions =
+        Some(vec![TrackedAction { action: "s3:GetObject".into(), last_accessed: Some(ts("2026-11-20T00:00:00Z")) }]);
+    let r = report(A, Some("2026-01-01T00:00:00Z"), vec![s3]);
+    let role = &audit(&l, &[r], 90, ts(NOW)).roles[0];
+    assert_ne!(role.status, Status::UnusedRole);
+    assert_eq!(role.role_last_used, Some(ts("2026-11-20T00:00:00Z")));
 }
 
 #[test]

@@ -35,13 +35,15 @@ pub struct AuditSettings {
 pub struct IamClients {
     /// The account of the credentials in use.
     pub caller: String,
+    /// The partition of the credentials in use (`aws`, `aws-cn`...): IAM answers only for roles there.
+    pub partition: String,
     by_account: HashMap<String, Client>,
 }
 
 impl IamClients {
     /// Checks the credentials (STS GetCallerIdentity, once) and prepares a client per account.
     pub async fn connect(sdk: &SdkConfig, account_roles: &HashMap<String, String>) -> Result<Self> {
-        let caller = caller_account(sdk).await?;
+        let (caller, partition) = caller_identity(sdk).await?;
         let mut by_account: HashMap<String, Client> = HashMap::new();
         by_account.insert(caller.clone(), Client::new(sdk));
         for (account, role) in account_roles {
@@ -53,7 +55,34 @@ impl IamClients {
             let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
             by_account.insert(account.clone(), Client::from_conf(config));
         }
-        Ok(IamClients { caller, by_account })
+        Ok(IamClients { caller, partition, by_account })
+    }
+
+    /// Why a role cannot be read with these clients: another partition, or an account without a client.
+    /// Never asks IAM by name in the wrong partition, where the same name may be another role.
+    pub fn unreadable(&self, role: &RoleArn) -> Option<ReportError> {
+        let arn = role.to_string();
+        if role.partition != self.partition {
+            return Some(ReportError {
+                code: ProblemCode::CrossPartitionRole,
+                message: format!(
+                    "role {arn} is in partition {}, but the credentials in use are in {} (account {}); run the audit \
+                     with credentials in {} to read it",
+                    role.partition, self.partition, self.caller, role.partition
+                ),
+            });
+        }
+        if self.for_account(&role.account).is_none() {
+            return Some(ReportError {
+                code: ProblemCode::CrossAccountRole,
+                message: format!(
+                    "role {arn} is in account {}, not in the audited account {}; pass --account-role {}=ROLE_ARN \
+                     naming a role there that may call GetRole and the last-accessed actions",
+                    role.account, self.caller, role.account
+                ),
+            });
+        }
+        None
     }
 
     /// The client that can read roles of `account`, if any.
@@ -88,7 +117,6 @@ pub async fn reports(
         .map(|role| {
             let client = iam.for_account(&role.account);
             let calls = calls.clone();
-            let caller = &iam.caller;
             async move {
                 let arn = role.to_string();
                 if !settings.refresh
@@ -96,18 +124,15 @@ pub async fn reports(
                 {
                     return cached;
                 }
-                let report = match client {
-                    Some(client) => one_role(client, role, settings, &calls).await,
-                    None => failed(
-                        &arn,
-                        settings.granularity,
-                        ProblemCode::CrossAccountRole,
-                        format!(
-                            "role {arn} is in account {}, not in the audited account {caller}; pass --account-role {}=ROLE_ARN \
-                             naming a role there that may call GetRole and the last-accessed actions",
-                            role.account, role.account
-                        ),
-                    ),
+                let report = match (client, iam.unreadable(role)) {
+                    (Some(client), None) => one_role(client, role, settings, &calls).await,
+                    (_, error) => {
+                        let e = error.unwrap_or(ReportError {
+                            code: ProblemCode::LastAccessedFailed,
+                            message: format!("no IAM client for {arn}"),
+                        });
+                        failed(&arn, settings.granularity, e.code, e.message)
+                    }
                 };
                 settings.cache.put(&report);
                 report
@@ -123,8 +148,8 @@ pub async fn reports(
     out
 }
 
-/// The account of the credentials in use; failing here means there are no usable credentials.
-async fn caller_account(sdk: &SdkConfig) -> Result<String> {
+/// The account and partition of the credentials in use; failing here means there are no usable credentials.
+async fn caller_identity(sdk: &SdkConfig) -> Result<(String, String)> {
     if let Err(reason) = super::aws::check_credentials(sdk).await {
         return Err(Error::Aws(format!(
             "the audit needs AWS credentials: {reason}; configure them (aws configure, AWS_PROFILE or --profile)"
@@ -136,10 +161,13 @@ async fn caller_account(sdk: &SdkConfig) -> Result<String> {
         .build();
     let sts = aws_sdk_sts::Client::from_conf(config);
     match sts.get_caller_identity().send().await {
-        Ok(out) => out
-            .account()
-            .map(str::to_string)
-            .ok_or_else(|| Error::Aws("sts:GetCallerIdentity returned no account".into())),
+        Ok(out) => {
+            let account =
+                out.account().ok_or_else(|| Error::Aws("sts:GetCallerIdentity returned no account".into()))?;
+            // The caller's ARN names the partition (arn:aws-cn:sts::...); without it, assume the commercial one.
+            let partition = out.arn().and_then(|arn| arn.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
+            Ok((account.to_string(), partition.to_string()))
+        }
         Err(e) => Err(Error::Aws(format!(
             "cannot tell which AWS account the credentials belong to: sts:GetCallerIdentity failed ({}); check the \
              credentials and that STS is reachable",

@@ -14,7 +14,6 @@ const CONCURRENCY: usize = 8;
 /// The trust policy of every role, read with the client of the role's account; a role in an account
 /// without a client is reported, not read.
 pub async fn details(iam: &IamClients, roles: &[RoleArn]) -> Vec<RoleDetails> {
-    let caller = &iam.caller;
     let mut out: Vec<RoleDetails> = stream::iter(roles)
         .map(|role| async move {
             let arn = role.to_string();
@@ -23,14 +22,11 @@ pub async fn details(iam: &IamClients, roles: &[RoleArn]) -> Vec<RoleDetails> {
                 trust_policy: None,
                 error: Some(ReportError { code, message }),
             };
+            if let Some(e) = iam.unreadable(role) {
+                return failed(e.code, e.message);
+            }
             let Some(client) = iam.for_account(&role.account) else {
-                return failed(
-                    ProblemCode::CrossAccountRole,
-                    format!(
-                        "role {arn} is in account {}, not {caller}; pass --account-role {}=ROLE_ARN to check it",
-                        role.account, role.account
-                    ),
-                );
+                return failed(ProblemCode::CrossAccountRole, format!("no IAM client for account {}", role.account));
             };
             match client.get_role().role_name(&role.name).send().await {
                 Ok(out) => {

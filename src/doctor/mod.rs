@@ -110,8 +110,9 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
         let problem =
             |code, message| Problem { code, namespace: Some(b.namespace.clone()), object: object.clone(), message };
         if let Some(e) = &role.error {
-            // Cross-account roles are already reported by `list`; the rest say why the check could not run.
-            if e.code != ProblemCode::CrossAccountRole {
+            // Cross-account and cross-partition roles are already reported by `list`; the rest say why the
+            // check could not run.
+            if !matches!(e.code, ProblemCode::CrossAccountRole | ProblemCode::CrossPartitionRole) {
                 out.push(problem(
                     e.code,
                     format!(

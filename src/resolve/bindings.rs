@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::creds::{PodCreds, pod_creds};
 use super::owners::OwnerIndex;
-use crate::model::{Association, PodInfo, Problem, ServiceAccountInfo, Snapshot, Source, Workload};
+use crate::model::{Association, PodInfo, Problem, ServiceAccountInfo, Snapshot, Source, UNKNOWN_ROLE, Workload};
 
 pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 pub const AUDIENCE_ANNOTATION: &str = "eks.amazonaws.com/audience";
@@ -36,7 +36,12 @@ impl<'a> Expected<'a> {
 /// A binding being assembled.
 #[derive(Debug, Default)]
 pub struct Acc<'a> {
+    /// Configured: every running pod of the service account; otherwise the pods that carry the role.
     pub pods: Vec<&'a PodInfo>,
+    /// The running pods whose credentials come from this role and source now.
+    pub current: Vec<&'a PodInfo>,
+    /// Completed pods of the service account (configured bindings only).
+    pub completed: Vec<&'a PodInfo>,
     pub workloads: BTreeSet<Workload>,
     /// The service account's annotation names this role.
     pub annotated: bool,
@@ -44,7 +49,20 @@ pub struct Acc<'a> {
     pub problems: Vec<Problem>,
 }
 
-/// A pod with what was worked out about it.
+impl Acc<'_> {
+    /// Someone set this binding up: an annotation or an association.
+    pub fn configured(&self) -> bool {
+        self.annotated || self.association.is_some()
+    }
+
+    fn add_workload(&mut self, workload: &Workload) {
+        if !self.workloads.contains(workload) {
+            self.workloads.insert(workload.clone());
+        }
+    }
+}
+
+/// A running pod with what was worked out about it.
 pub struct PodView<'a> {
     pub pod: &'a PodInfo,
     pub workload: Workload,
@@ -55,6 +73,7 @@ pub struct PodView<'a> {
 pub struct Resolved<'a> {
     pub snap: &'a Snapshot,
     pub bindings: BTreeMap<Key<'a>, Acc<'a>>,
+    /// Running pods only: completed ones hold no credentials.
     pub pods: Vec<PodView<'a>>,
     pub service_accounts: HashMap<(&'a str, &'a str), &'a ServiceAccountInfo>,
     pub associations: HashMap<(&'a str, &'a str), &'a Association>,
@@ -69,43 +88,65 @@ impl<'a> Resolved<'a> {
             // EKS allows one association per service account; keep the first if a snapshot holds more.
             associations.entry((a.namespace.as_str(), a.service_account.as_str())).or_insert(a);
         }
-        let mut bindings: BTreeMap<Key<'a>, Acc<'a>> = BTreeMap::new();
+        let mut r = Resolved { snap, bindings: BTreeMap::new(), pods: Vec::new(), service_accounts, associations };
         for sa in &snap.service_accounts {
-            if let Some(role) = sa.annotations.get(ROLE_ARN_ANNOTATION) {
-                let key = (sa.namespace.as_str(), sa.name.as_str(), role.as_str(), Source::Irsa);
-                bindings.entry(key).or_default().annotated = true;
+            if let Some(role) = annotated_role(sa) {
+                let key = (sa.namespace.as_str(), sa.name.as_str(), role, Source::Irsa);
+                r.bindings.entry(key).or_default().annotated = true;
             }
         }
-        for a in associations.values() {
+        for a in r.associations.values() {
             let key = (a.namespace.as_str(), a.service_account.as_str(), a.role_arn.as_str(), Source::PodIdentity);
-            bindings.entry(key).or_default().association = Some(a);
+            r.bindings.entry(key).or_default().association = Some(a);
         }
 
         let owners = OwnerIndex::new(&snap.owners);
-        let mut pods = Vec::with_capacity(snap.pods.len());
+        r.pods.reserve(snap.pods.len());
         for pod in &snap.pods {
             let (ns, sa) = (pod.namespace.as_str(), pod.service_account.as_str());
-            let annotated = service_accounts.get(&(ns, sa)).and_then(|s| annotated_role(s));
-            let creds = pod_creds(pod, annotated);
             let workload = owners.top_level(pod);
-            let mut attach = |key: Key<'a>| {
-                let acc = bindings.entry(key).or_default();
-                acc.pods.push(pod);
-                if !acc.workloads.contains(&workload) {
-                    acc.workloads.insert(workload.clone());
+            // The configured binding a new pod of this service account gets: the association, else the
+            // annotation (the webhook injects only Pod Identity where both exist, so the annotation's role
+            // is then held only by the pods that carry it).
+            let configured = r.expected(ns, sa).key(ns, sa);
+            if pod.completed() {
+                // A finished pod holds nothing; a CronJob's next run will hold the role again.
+                if let Some(key) = configured {
+                    let acc = r.bindings.entry(key).or_default();
+                    acc.completed.push(pod);
+                    if workload.kind == "CronJob" {
+                        acc.add_workload(&workload);
+                    }
                 }
-            };
-            for used in &creds.irsa {
-                attach((ns, sa, used.role, Source::Irsa));
+                continue;
             }
-            if creds.pod_identity
-                && let Some(a) = associations.get(&(ns, sa))
-            {
-                attach((ns, sa, a.role_arn.as_str(), Source::PodIdentity));
+            let annotated = r.service_accounts.get(&(ns, sa)).and_then(|s| annotated_role(s));
+            let creds = pod_creds(pod, annotated);
+            let mut carried: Vec<Key<'a>> = creds.irsa.iter().map(|used| (ns, sa, used.role, Source::Irsa)).collect();
+            if creds.pod_identity {
+                match r.associations.get(&(ns, sa)) {
+                    Some(a) => carried.push((ns, sa, a.role_arn.as_str(), Source::PodIdentity)),
+                    // The associations could not be read: the pod keeps its place, under a role we cannot name.
+                    None if !snap.pod_identity.collected => carried.push((ns, sa, UNKNOWN_ROLE, Source::PodIdentity)),
+                    None => {}
+                }
             }
-            pods.push(PodView { pod, workload, creds });
+            for key in carried {
+                let acc = r.bindings.entry(key).or_default();
+                acc.current.push(pod);
+                acc.pods.push(pod);
+                acc.add_workload(&workload);
+            }
+            if let Some(key) = configured {
+                let acc = r.bindings.entry(key).or_default();
+                if !acc.pods.iter().any(|p| std::ptr::eq(*p, pod)) {
+                    acc.pods.push(pod);
+                }
+                acc.add_workload(&workload);
+            }
+            r.pods.push(PodView { pod, workload, creds });
         }
-        Resolved { snap, bindings, pods, service_accounts, associations }
+        r
     }
 
     /// What a new pod of this service account would run as.
@@ -125,6 +166,7 @@ impl<'a> Resolved<'a> {
     }
 }
 
+/// The service account's IRSA role. The webhook takes the annotation verbatim and ignores an empty one.
 pub fn annotated_role(sa: &ServiceAccountInfo) -> Option<&str> {
-    sa.annotations.get(ROLE_ARN_ANNOTATION).map(String::as_str)
+    sa.annotations.get(ROLE_ARN_ANNOTATION).map(String::as_str).filter(|role| !role.is_empty())
 }

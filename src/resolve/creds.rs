@@ -6,6 +6,11 @@ pub const ROLE_ARN_ENV: &str = "AWS_ROLE_ARN";
 pub const TOKEN_FILE_ENV: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 pub const CONTAINER_CREDS_ENV: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
 pub const STATIC_KEY_ENV: &str = "AWS_ACCESS_KEY_ID";
+/// Where the webhook mounts the IRSA token (Linux, and the path it rewrites for Windows nodes).
+const WEBHOOK_TOKEN_FILES: [&str; 2] = [
+    "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+    r"C:\var\run\secrets\eks.amazonaws.com\serviceaccount\token",
+];
 
 /// An IRSA role a pod uses, and whether someone set it by hand rather than the webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +28,9 @@ pub struct PodCreds<'a> {
     pub pod_identity: bool,
     /// Containers that carry long-lived keys in `AWS_ACCESS_KEY_ID`.
     pub static_keys: Vec<&'a str>,
+    /// Containers that set `AWS_ROLE_ARN` without a token file, and the role: the webhook then injects
+    /// nothing into them and no SDK assumes that role.
+    pub inert_roles: Vec<(&'a str, &'a str)>,
 }
 
 impl PodCreds<'_> {
@@ -33,30 +41,46 @@ impl PodCreds<'_> {
 }
 
 /// Reads a pod's identity. Per container, web identity wins over container credentials, as in every
-/// AWS SDK's default chain. `annotated_role` is the service account's current IRSA role: where the webhook
-/// did inject (the token volume is there) but containers disagree, the ones that differ from it were set
-/// by hand, since the webhook keeps a container's own `AWS_ROLE_ARN`.
+/// AWS SDK's default chain.
+///
+/// The webhook (amazon-eks-pod-identity-webhook, `addEnvToContainer`) injects `AWS_ROLE_ARN` and
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` together, pointing at its own token volume, and injects neither into a
+/// container that already sets one of them. So a role is hand-set when the webhook's volume is absent,
+/// when the token file is not the webhook's, or when containers disagree and this one differs from the
+/// service account's `annotated_role`.
 pub fn pod_creds<'a>(pod: &'a PodInfo, annotated_role: Option<&str>) -> PodCreds<'a> {
     let mut creds = PodCreds::default();
-    let mut roles: Vec<&'a str> = Vec::new();
+    // (role, whether this container's token file is someone else's)
+    let mut roles: Vec<(&'a str, bool)> = Vec::new();
     for c in &pod.containers {
-        let web_identity =
-            c.env.get(ROLE_ARN_ENV).and_then(|v| v.as_deref()).filter(|_| c.env.contains_key(TOKEN_FILE_ENV));
-        if let Some(role) = web_identity {
-            if !roles.contains(&role) {
-                roles.push(role);
-            }
-        } else if c.env.contains_key(CONTAINER_CREDS_ENV) {
-            creds.pod_identity = true;
-        }
         if c.env.contains_key(STATIC_KEY_ENV) {
             creds.static_keys.push(&c.name);
+        }
+        let role = c.env.get(ROLE_ARN_ENV).and_then(|v| v.as_deref());
+        let token = c.env.get(TOKEN_FILE_ENV);
+        match (role, token) {
+            (Some(role), Some(token)) => {
+                let foreign = !token.as_deref().is_some_and(|t| WEBHOOK_TOKEN_FILES.contains(&t));
+                match roles.iter_mut().find(|(r, _)| *r == role) {
+                    Some(seen) => seen.1 |= foreign,
+                    None => roles.push((role, foreign)),
+                }
+                continue;
+            }
+            (Some(role), None) => creds.inert_roles.push((&c.name, role)),
+            _ => {}
+        }
+        if c.env.contains_key(CONTAINER_CREDS_ENV) {
+            creds.pod_identity = true;
         }
     }
     let disagree = roles.len() > 1;
     creds.irsa = roles
         .into_iter()
-        .map(|role| IrsaUse { role, hand_set: !pod.irsa_token_volume || (disagree && Some(role) != annotated_role) })
+        .map(|(role, foreign)| IrsaUse {
+            role,
+            hand_set: foreign || !pod.irsa_token_volume || (disagree && Some(role) != annotated_role),
+        })
         .collect();
     creds
 }
@@ -140,6 +164,16 @@ mod tests {
         assert_eq!(c.static_keys, vec!["app"]);
         // AWS_ROLE_ARN without a token file is not web identity.
         let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:a")])], false);
-        assert!(pod_creds(&p, None).is_none());
+        let c = pod_creds(&p, None);
+        assert!(c.is_none());
+        assert_eq!(c.inert_roles, vec![("app", "arn:a")], "a role set by hand without a token file is reported");
+    }
+
+    #[test]
+    fn a_token_file_that_is_not_the_webhooks_is_hand_set() {
+        let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:a"), (TOKEN_FILE_ENV, "/tokens/mine")])], true);
+        assert!(pod_creds(&p, Some("arn:a")).irsa[0].hand_set);
+        let p = pod(vec![container("app", &[(ROLE_ARN_ENV, "arn:a"), TOKEN])], true);
+        assert!(!pod_creds(&p, Some("arn:a")).irsa[0].hand_set);
     }
 }

@@ -8,8 +8,8 @@ pub mod problems;
 use std::collections::HashSet;
 
 use crate::arn::RoleQuery;
-use crate::model::{API_VERSION, Binding, BindingList, Snapshot, Source};
-use bindings::{AUDIENCE_ANNOTATION, Resolved, TOKEN_EXPIRATION_ANNOTATION};
+use crate::model::{API_VERSION, Binding, BindingList, PodInfo, Snapshot, Source};
+use bindings::{AUDIENCE_ANNOTATION, Key, Resolved, TOKEN_EXPIRATION_ANNOTATION};
 
 /// Resolves every binding in the snapshot and the problems found on the way.
 pub fn resolve(snap: &Snapshot) -> BindingList {
@@ -29,17 +29,23 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
         .as_ref()
         .map(|_| snap.pods.iter().map(|p| (p.namespace.as_str(), p.service_account.as_str())).collect());
 
+    // Service accounts whose running pods carry some identity: for them, "effective" is what the pods use.
+    let carrying: HashSet<(&str, &str)> = r
+        .bindings
+        .iter()
+        .filter(|(_, acc)| !acc.current.is_empty())
+        .map(|(k, _)| (k.0, k.1))
+        .collect();
+    let expected: HashSet<Key<'_>> = r.bindings.keys().filter_map(|k| r.expected(k.0, k.1).key(k.0, k.1)).collect();
+
     let mut items = Vec::with_capacity(r.bindings.len());
-    for ((ns, sa, role, source), acc) in std::mem::take(&mut r.bindings) {
+    for (key, acc) in std::mem::take(&mut r.bindings) {
+        let (ns, sa, role, source) = key;
         if selected.as_ref().is_some_and(|s| !s.contains(&(ns, sa))) {
             continue;
         }
-        let effective = !acc.pods.is_empty()
-            || match source {
-                Source::PodIdentity => true,
-                // Without pods, an annotation is effective unless an association takes new pods over.
-                Source::Irsa => acc.annotated && !r.associations.contains_key(&(ns, sa)),
-            };
+        let effective =
+            !acc.current.is_empty() || (!carrying.contains(&(ns, sa)) && expected.contains(&key));
         let sa_info = r.service_accounts.get(&(ns, sa));
         let annotation = |k: &str| sa_info.and_then(|s| s.annotations.get(k)).cloned();
         let (audience, token_expiration) = match source {
@@ -49,9 +55,13 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
             ),
             Source::PodIdentity => (None, None),
         };
-        let mut pods: Vec<String> = acc.pods.iter().map(|p| p.name.clone()).collect();
-        pods.sort_unstable();
-        pods.dedup();
+        let names = |pods: &[&PodInfo]| {
+            let mut names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        };
+        let configured = acc.configured();
         let mut problems = acc.problems;
         problems.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         items.push(Binding {
@@ -60,10 +70,13 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
             role_arn: role.to_string(),
             source,
             target_role_arn: acc.association.and_then(|a| a.target_role_arn.clone()),
+            configured,
             effective,
             workloads: acc.workloads.into_iter().collect(),
-            pods,
+            pods: names(&acc.pods),
+            current_pods: names(&acc.current),
             problems,
+            completed_pods: names(&acc.completed),
             audience,
             token_expiration,
         });
@@ -78,9 +91,15 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
     }
 }
 
-/// Narrows a binding list to the bindings of one role (or whose Pod Identity target is that role).
+/// Narrows a binding list to every item of one role (or whose Pod Identity target is that role), configured
+/// or only carried by running pods: everything that breaks if the role changes, now or at the next restart.
+/// Items whose role could not be read stay too: they may be users, and hiding them would say they are not.
 pub fn who_uses(mut list: BindingList, query: &RoleQuery) -> BindingList {
-    list.items.retain(|b| query.matches(&b.role_arn) || b.target_role_arn.as_deref().is_some_and(|t| query.matches(t)));
+    list.items.retain(|b| {
+        !b.role_known()
+            || query.matches(&b.role_arn)
+            || b.target_role_arn.as_deref().is_some_and(|t| query.matches(t))
+    });
     list.problems.clear();
     list
 }

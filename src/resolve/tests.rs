@@ -107,8 +107,14 @@ fn annotation_changed_after_pods_were_created_is_stale_and_both_roles_are_listed
     deployment(&mut s, "pay", "api-1", "api");
     pod(&mut s, "pay", "api-1-x", "api", "api-1", Env::Irsa(A));
     let list = resolve(&s);
-    let roles: Vec<_> = list.items.iter().map(|b| (b.role_arn.as_str(), b.pods.len(), b.effective)).collect();
-    assert_eq!(roles, vec![(A, 1, true), (B, 0, true)]);
+    let view: Vec<_> = list
+        .items
+        .iter()
+        .map(|b| (b.role_arn.as_str(), b.configured, b.pods.len(), b.current_pods.len(), b.effective))
+        .collect();
+    // A: only the running pod still carries it. B: configured, and the pod gets it at its next restart.
+    assert_eq!(view, vec![(A, false, 1, 1, true), (B, true, 1, 0, false)]);
+    assert_eq!(list.items[1].workloads, vec![Workload { kind: "Deployment".into(), name: "api".into() }]);
     assert_eq!(codes(&list.items[0]), vec!["stale-pod-credentials"]);
     let msg = &list.items[0].problems[0].message;
     assert!(msg.contains("kubectl rollout restart deployment/api -n pay") && msg.contains(B), "{msg}");
@@ -141,8 +147,10 @@ fn both_mechanisms_on_one_service_account() {
     let list = resolve(&s);
     let irsa = list.items.iter().find(|b| b.source == Source::Irsa).unwrap();
     let pi = list.items.iter().find(|b| b.source == Source::PodIdentity).unwrap();
-    assert_eq!((irsa.pods.as_slice(), irsa.effective), (["old".to_string()].as_slice(), true));
-    assert_eq!((pi.pods.as_slice(), pi.effective), (["new".to_string()].as_slice(), true));
+    // New pods get Pod Identity, so the annotation's role is held only by the pod that carries it.
+    assert_eq!((irsa.pods.as_slice(), irsa.current_pods.as_slice(), irsa.effective), (&["old".to_string()][..], &["old".to_string()][..], true));
+    // The association's role: every pod of the service account, now or at its next restart.
+    assert_eq!((pi.pods.as_slice(), pi.current_pods.as_slice(), pi.effective), (&["new".to_string(), "old".to_string()][..], &["new".to_string()][..], true));
     assert!(codes(irsa).contains(&"irsa-and-pod-identity") && codes(irsa).contains(&"stale-pod-credentials"));
     assert_eq!(codes(pi), vec!["irsa-and-pod-identity"]);
     assert!(pi.problems[0].message.contains("1 running pod(s) still use IRSA"));
@@ -275,6 +283,8 @@ fn json_document_has_the_contract_shape() {
     assert_eq!(
         keys,
         [
+            "configured",
+            "currentPods",
             "effective",
             "namespace",
             "pods",
@@ -288,4 +298,93 @@ fn json_document_has_the_contract_shape() {
     );
     assert!(item["targetRoleArn"].is_null());
     assert_eq!(item["source"], "irsa");
+}
+
+#[test]
+fn completed_pods_hold_no_credentials_but_a_cronjob_stays_a_user() {
+    let mut s = snap();
+    sa(&mut s, "batch", "nightly", Some(B));
+    s.owners.push(OwnerInfo {
+        kind: "Job".into(),
+        namespace: "batch".into(),
+        name: "nightly-29".into(),
+        owner: Some(OwnerRef { kind: "CronJob".into(), name: "nightly".into() }),
+    });
+    // Finished last week, carrying the old role A: no stale finding, no item for A, no current pod.
+    pod(&mut s, "batch", "nightly-29-x", "nightly", "nightly-29", Env::Irsa(A));
+    s.pods[0].owner = Some(OwnerRef { kind: "Job".into(), name: "nightly-29".into() });
+    s.pods[0].phase = Some("Succeeded".into());
+    let list = resolve(&s);
+    assert_eq!(list.items.len(), 1, "{:#?}", list.items);
+    let b = &list.items[0];
+    assert_eq!(b.role_arn, B);
+    assert!(b.problems.is_empty() && list.problems.is_empty(), "{:?} {:?}", b.problems, list.problems);
+    assert!(b.pods.is_empty() && b.current_pods.is_empty());
+    assert_eq!(b.completed_pods, vec!["nightly-29-x"]);
+    assert_eq!(b.workloads, vec![Workload { kind: "CronJob".into(), name: "nightly".into() }], "it runs as B next time");
+    assert!(b.effective);
+}
+
+#[test]
+fn an_empty_annotation_is_no_irsa_at_all() {
+    let mut s = snap();
+    sa(&mut s, "web", "front", Some(""));
+    deployment(&mut s, "web", "front-1", "front");
+    pod(&mut s, "web", "front-1-a", "front", "front-1", Env::None);
+    let list = resolve(&s);
+    assert!(list.items.is_empty(), "{:?}", list.items);
+    assert_eq!(list.problems.len(), 1);
+    assert_eq!(list.problems[0].code, ProblemCode::NoWorkloadIdentity);
+    assert!(list.problems[0].message.contains("annotation is empty"), "{}", list.problems[0].message);
+}
+
+#[test]
+fn pods_with_pod_identity_stay_when_associations_cannot_be_read() {
+    let mut s = snap();
+    s.pod_identity =
+        PodIdentityData { collected: false, skipped_reason: Some("not allowed to call eks:X".into()), associations: vec![] };
+    sa(&mut s, "data", "etl", None);
+    pod(&mut s, "data", "etl-1", "etl", "etl-rs", Env::PodIdentity);
+    let list = resolve(&s);
+    assert_eq!(list.items.len(), 1);
+    let b = &list.items[0];
+    assert!(!b.role_known());
+    assert_eq!(b.current_pods, vec!["etl-1"]);
+    assert_eq!(codes(b), vec!["pod-identity-unreadable"]);
+    assert!(b.problems[0].message.contains("not allowed to call eks:X"));
+    assert_eq!(serde_json::to_value(b).unwrap()["roleArn"], serde_json::Value::Null);
+    // who-uses keeps it: it may be the role's user.
+    assert_eq!(who_uses(list, &RoleQuery::parse("app-a").unwrap()).items.len(), 1);
+}
+
+#[test]
+fn a_role_in_another_partition_is_cross_partition_not_cross_account() {
+    let mut s = snap();
+    sa(&mut s, "cn", "app", Some("arn:aws-cn:iam::444455556666:role/app"));
+    let list = resolve(&s);
+    assert_eq!(codes(&list.items[0]), vec!["cross-partition-role"]);
+    assert!(list.items[0].problems[0].message.contains("arn:aws:iam::444455556666:role/app"));
+}
+
+#[test]
+fn stale_pods_of_a_deleted_service_account_are_not_told_to_restart() {
+    let mut s = snap();
+    deployment(&mut s, "pay", "api-1", "api");
+    pod(&mut s, "pay", "api-1-x", "gone", "api-1", Env::Irsa(A));
+    let list = resolve(&s);
+    let msg = &list.items[0].problems[0].message;
+    assert!(!msg.contains("rollout restart") && msg.contains("no longer exists"), "{msg}");
+}
+
+#[test]
+fn a_role_set_without_a_token_file_is_hand_set() {
+    let mut s = snap();
+    sa(&mut s, "ops", "tool", None);
+    pod(&mut s, "ops", "t", "tool", "t-rs", Env::None);
+    s.pods[0].containers[0].env.insert(ROLE_ARN_ENV.into(), Some(A.into()));
+    let list = resolve(&s);
+    assert!(list.items.is_empty());
+    let found: Vec<_> = list.problems.iter().map(|p| p.code).collect();
+    // Both are true: the role is set by hand and unused, and the pod falls back to the node role.
+    assert_eq!(found, vec![ProblemCode::HandSetCredentials, ProblemCode::NoWorkloadIdentity], "{:?}", list.problems);
 }
