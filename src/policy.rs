@@ -100,22 +100,59 @@ pub fn allows(doc: &PolicyDocument, action: &str) -> bool {
     any(Effect::Allow) && !any(Effect::Deny)
 }
 
-/// IAM's action glob: `*` any run of characters (`:` included), `?` exactly one, letters compared
-/// without case. Iterative with one backtrack point, so a pattern full of `*` stays linear-ish. Works on
-/// bytes without allocating (it runs for every action against every pattern): actions are ASCII, and a
-/// stray non-ASCII character only makes `?` count bytes instead of characters.
-pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+/// How a wildcard pattern compares letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// IAM action names (`S3:getobject` is `s3:GetObject`).
+    Insensitive,
+    /// Condition values under `StringLike`.
+    Sensitive,
+}
+
+/// The one `*`/`?` matcher for trust and permission documents: `*` any run of characters (`:` included),
+/// `?` exactly one character. Greedy with a single backtrack point (the last `*`), so it never backtracks
+/// exponentially: at worst O(|pattern| x |text|), linear for the patterns policies hold. It does not
+/// allocate for ASCII, which is every action name; other text is compared character by character.
+pub fn wildcard_match(pattern: &str, text: &str, case: Case) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return matches_units(pattern.as_bytes(), text.as_bytes(), |a, b| match case {
+            Case::Insensitive => a.eq_ignore_ascii_case(b),
+            Case::Sensitive => a == b,
+        });
+    }
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    matches_units(&p, &t, |a: &char, b: &char| match case {
+        Case::Insensitive => a.to_lowercase().eq(b.to_lowercase()),
+        Case::Sensitive => a == b,
+    })
+}
+
+trait Unit: Copy + PartialEq {
+    const STAR: Self;
+    const ANY: Self;
+}
+
+impl Unit for u8 {
+    const STAR: u8 = b'*';
+    const ANY: u8 = b'?';
+}
+
+impl Unit for char {
+    const STAR: char = '*';
+    const ANY: char = '?';
+}
+
+fn matches_units<U: Unit>(p: &[U], t: &[U], eq: impl Fn(&U, &U) -> bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // Where the last `*` was and how much text it has swallowed so far.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some(b'*') => {
+            Some(&c) if c == U::STAR => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&t[ti]) => {
+            Some(c) if *c == U::ANY || eq(c, &t[ti]) => {
                 pi += 1;
                 ti += 1;
             }
@@ -129,7 +166,12 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == b'*')
+    p[pi..].iter().all(|&c| c == U::STAR)
+}
+
+/// IAM's action glob: [`wildcard_match`] without case.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    wildcard_match(pattern, text, Case::Insensitive)
 }
 
 /// RFC 3986 percent-decoding. `+` stays a `+`: IAM encodes a space as `%20`, and botocore (which the

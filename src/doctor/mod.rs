@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::arn::RoleArn;
 use crate::model::{API_VERSION, BindingList, Problem, ProblemCode, RoleDetails, Severity, Snapshot, Source};
 use trust::Trust;
 
@@ -129,10 +130,12 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
         let verdict = match b.source {
             Source::PodIdentity => trust::pod_identity(&doc),
             Source::Irsa => {
-                let (Some(issuer), Some(account)) = (&snap.cluster.oidc_issuer, &snap.cluster.account) else {
+                // A role in another account trusts the cluster's issuer through the OIDC provider
+                // registered in its own account.
+                let (Some(issuer), Ok(role_arn)) = (&snap.cluster.oidc_issuer, b.role_arn.parse::<RoleArn>()) else {
                     continue;
                 };
-                trust::irsa(&doc, issuer, account, &b.namespace, &b.service_account)
+                trust::irsa(&doc, issuer, &role_arn.account, &b.namespace, &b.service_account)
             }
         };
         let fix = match b.source {

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::policy::{glob_match, percent_decode};
+use crate::policy::{Case, glob_match, percent_decode, wildcard_match};
 
 /// What the trust policy says about one binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,16 +46,7 @@ fn statements(doc: &Value) -> Vec<&Value> {
 
 /// `StringLike`: `*` any run, `?` one character, case-sensitive (unlike action names).
 pub fn string_like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
+    wildcard_match(pattern, text, Case::Sensitive)
 }
 
 fn action_matches(statement: &Value, action: &str) -> bool {
@@ -71,6 +62,25 @@ fn principal_matches(statement: &Value, key: &str, wanted: &str) -> bool {
         Some(Value::Object(p)) => strings(p.get(key)).contains(&wanted) || strings(p.get("AWS")).contains(&"*"),
         _ => false,
     }
+}
+
+/// An Allow statement that lets anyone (`"*"`, `{"AWS": "*"}`, any principal type `*`) assume the role
+/// with no condition to narrow it: the role is open to every AWS account, whatever else the policy says.
+fn open_to_anyone(doc: &Value) -> Option<String> {
+    const ASSUME: [&str; 3] = ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML"];
+    statements(doc).into_iter().enumerate().find_map(|(i, s)| {
+        let anyone = match s.get("Principal") {
+            Some(Value::String(p)) => p == "*",
+            Some(Value::Object(p)) => p.values().any(|v| strings(Some(v)).contains(&"*")),
+            _ => false,
+        };
+        let narrowed = s.get("Condition").and_then(Value::as_object).is_some_and(|c| !c.is_empty());
+        let assumes = ASSUME.iter().any(|a| action_matches(s, a));
+        (effect(s) == "Allow" && anyone && assumes && !narrowed).then(|| {
+            let sid = s.get("Sid").and_then(Value::as_str).map_or(format!("#{}", i + 1), |sid| format!("{sid:?}"));
+            format!("statement {sid} lets any principal (\"*\") assume the role with no condition")
+        })
+    })
 }
 
 fn effect(statement: &Value) -> &str {
@@ -102,6 +112,9 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
         Some(f) => strings(Some(f)).iter().any(|p| p.starts_with("arn:") && p.ends_with(&provider_suffix)),
         None => false,
     };
+    if let Some(why) = open_to_anyone(doc) {
+        return Trust::TooWide(why);
+    }
     let mut reasons = Vec::new();
     let mut too_wide = None;
     for s in statements(doc) {
@@ -172,6 +185,9 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
 /// Pod Identity: does the role trust `pods.eks.amazonaws.com` with both `sts:AssumeRole` and `sts:TagSession`?
 pub fn pod_identity(doc: &Value) -> Trust {
     const SERVICE: &str = "pods.eks.amazonaws.com";
+    if let Some(why) = open_to_anyone(doc) {
+        return Trust::TooWide(why);
+    }
     let allowed = |action: &str| {
         let by_service = |s: &&Value| principal_matches(s, "Service", SERVICE) && action_matches(s, action);
         let statements = statements(doc);
@@ -193,11 +209,15 @@ pub fn pod_identity(doc: &Value) -> Trust {
 /// session tags EKS passes along? The principal may name the role, its account (`ACCOUNT` or
 /// `arn:...:root`), or anyone.
 pub fn chained(doc: &Value, source: &str) -> Trust {
-    let account = source.split(':').nth(4).unwrap_or_default();
+    if let Some(why) = open_to_anyone(doc) {
+        return Trust::TooWide(why);
+    }
+    let account = source.parse::<crate::arn::RoleArn>().map(|a| a.account).unwrap_or_default();
+    let account = account.as_str();
     let trusts_source = |s: &Value| match s.get("Principal") {
         Some(Value::String(p)) => p == "*",
         Some(Value::Object(p)) => strings(p.get("AWS")).iter().any(|a| {
-            *a == "*" || *a == source || *a == account || (a.ends_with(":root") && a.split(':').nth(4) == Some(account))
+            *a == "*" || *a == source || *a == account || *a == format!("arn:{}:iam::{account}:root", partition_of(source))
         }),
         _ => false,
     };
@@ -214,6 +234,11 @@ pub fn chained(doc: &Value, source: &str) -> Trust {
         }
         (false, _) => Trust::Mismatch(format!("no statement allows sts:AssumeRole and sts:TagSession to {source}")),
     }
+}
+
+/// The partition of an ARN (`aws` when it cannot be read).
+fn partition_of(arn: &str) -> String {
+    arn.parse::<crate::arn::RoleArn>().map_or("aws".to_string(), |a| a.partition)
 }
 
 #[cfg(test)]

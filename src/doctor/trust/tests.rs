@@ -161,3 +161,45 @@ fn a_chained_target_must_trust_the_association_role_with_tags() {
     let other = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:*"}]});
     assert!(matches!(chained(&other, source), Trust::Mismatch(_)));
 }
+
+#[test]
+fn the_matcher_never_backtracks_exponentially() {
+    // A recursive matcher takes about 2^20 steps per extra `*a` here; this one answers at once.
+    let pattern = format!("{}b", "*a".repeat(20));
+    let text = "a".repeat(200);
+    assert!(!string_like(&pattern, &text));
+    assert!(string_like(&format!("{}*", "*a".repeat(20)), &text));
+    assert!(string_like("système:*", "système:x") && !string_like("s?stème", "systeme"));
+}
+
+#[test]
+fn a_wildcard_principal_anywhere_is_too_wide_whatever_else_is_allowed() {
+    let exact = json!({
+        format!("{HOST}:sub"): "system:serviceaccount:payments:api",
+        format!("{HOST}:aud"): "sts.amazonaws.com",
+    });
+    for anyone in [json!("*"), json!({"AWS": "*"}), json!({"AWS": ["arn:aws:iam::111122223333:root", "*"]})] {
+        let doc = json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"Federated": provider(HOST)},
+             "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": exact}},
+            {"Sid": "Open", "Effect": "Allow", "Principal": anyone, "Action": "sts:AssumeRole"},
+        ]});
+        assert!(matches!(check(&doc), Trust::TooWide(ref why) if why.contains("\"Open\"")), "{:?}", check(&doc));
+        assert!(matches!(pod_identity(&doc), Trust::TooWide(_)));
+    }
+    // Narrowed by a condition (an organisation ID): not open to anyone.
+    let narrowed = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-abc"}}}]});
+    assert!(!matches!(pod_identity(&narrowed), Trust::TooWide(_)));
+}
+
+#[test]
+fn a_cross_account_irsa_role_is_judged_by_the_provider_in_its_own_account() {
+    let own = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::444455556666:oidc-provider/{HOST}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{HOST}:sub"): "system:serviceaccount:payments:api",
+                                       format!("{HOST}:aud"): "sts.amazonaws.com"}}}]});
+    assert_eq!(irsa(&own, ISSUER, "444455556666", "payments", "api"), Trust::Ok);
+    assert!(matches!(irsa(&own, ISSUER, "111122223333", "payments", "api"), Trust::Mismatch(_)));
+}
