@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use kubectl_iam_roles::act::paint::Paint;
 use kubectl_iam_roles::cli::Cli;
 
 fn main() -> ExitCode {
@@ -14,6 +15,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("IAM_ROLES_LOG"))
         .with_writer(std::io::stderr)
+        // Log lines follow the one colour decision for stderr: never escape codes in a redirected log.
+        .with_ansi(Paint::stderr(cli.output.color).enabled)
         .init();
     kubectl_iam_roles::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -37,7 +37,7 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
         None => default_kubeconfig()?,
     };
     let Some((kubeconfig, source)) = from_file else {
-        let config = kube::Config::incluster().map_err(|e| {
+        let config = kube::Config::incluster().map(with_read_timeout).map_err(|e| {
             Error::Config(format!(
                 "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster ({e}); pass --kubeconfig, \
                  or --snapshot FILE to work offline"
@@ -59,9 +59,18 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
     }
     let hint = infer_cluster(&kubeconfig, &context);
     let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| bad_kubeconfig(&source, e))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map(with_read_timeout)
+        .map_err(|e| bad_kubeconfig(&source, e))?;
     Ok(KubeTarget { config, hint, source: format!("context {context:?} of {source}") })
+}
+
+/// kube leaves reads without a timeout, so a server that accepts and never answers would hang the command.
+/// A page of 500 pods arrives in well under this.
+fn with_read_timeout(mut config: kube::Config) -> kube::Config {
+    config.read_timeout.get_or_insert(std::time::Duration::from_secs(60));
+    config
 }
 
 fn bad_kubeconfig(source: &str, e: impl std::fmt::Display) -> Error {

@@ -4,9 +4,7 @@
 //! not into full k8s-openapi objects: a 50,000-pod cluster then costs a parse, not a copy of every pod.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
@@ -16,6 +14,7 @@ use kube::core::Request;
 use serde::Deserialize;
 
 mod parse;
+pub mod retry;
 
 use crate::model::{AgentStatus, ObjectMeta, OwnerInfo, PodInfo, ServiceAccountInfo};
 use parse::{parse_meta, parse_owned, parse_pods, parse_service_accounts};
@@ -31,6 +30,8 @@ pub const POD_IDENTITY_AGENT: &str = "eks-pod-identity-agent";
 pub struct KubeError {
     pub what: String,
     pub source: kube::Error,
+    /// Attempts made (more than one when throttling or server errors were retried).
+    pub attempts: u32,
 }
 
 impl KubeError {
@@ -47,6 +48,17 @@ impl KubeError {
                 "the API server at {server} rejected our credentials when trying to {what} ({}); refresh them (for EKS: \
                  aws sso login, or check the exec plugin in the kubeconfig)",
                 s.message
+            ),
+            kube::Error::Api(s) if s.code == 429 => format!(
+                "the API server at {server} kept throttling the request to {what} (429 Too Many Requests, {} attempt(s)): \
+                 it is overloaded or rate-limits this client (API Priority and Fairness); run again later, or narrow the \
+                 scope with -n",
+                self.attempts
+            ),
+            kube::Error::Api(s) if self.attempts > 1 => format!(
+                "failed to {what}: the API server answered {} {} ({}) to all {} attempts; check the cluster's health and \
+                 run again",
+                s.code, s.reason, s.message, self.attempts
             ),
             kube::Error::Api(s) => {
                 format!("failed to {what}: the API server answered {} {} ({})", s.code, s.reason, s.message)
@@ -81,11 +93,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn scope_text(namespace: Option<&str>) -> String {
     namespace.map_or("in all namespaces".to_string(), |ns| format!("in namespace {ns}"))
-}
-
-/// Transient API answers worth another try: throttling and server errors.
-fn retryable(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if matches!(s.code, 429 | 500 | 502 | 503 | 504))
 }
 
 #[derive(Deserialize)]
@@ -134,7 +141,7 @@ where
     U: Send + 'static,
 {
     let what = format!("list {} {}", K::plural(&()), scope_text(namespace));
-    let error = |source| KubeError { what: what.clone(), source };
+    let error = |source| KubeError { what: what.clone(), source, attempts: 1 };
     let request = Request::new(K::url_path(&(), namespace));
     let mut out = Vec::new();
     let mut parsing = VecDeque::new();
@@ -147,15 +154,11 @@ where
             continue_token: token.clone(),
             ..Default::default()
         };
-        let fetch = || async {
+        let build = || {
             let req = if metadata_only { request.list_metadata(&params) } else { request.list(&params) };
-            let req = req.map_err(kube::Error::BuildRequest)?;
-            client.request_text(req).await
+            req.map_err(kube::Error::BuildRequest)
         };
-        let page = fetch
-            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(5))
-            .when(retryable)
-            .await;
+        let page = retry::request_text(client, build, &what, retry::RetryPolicy::default()).await;
         match page {
             Ok(text) => {
                 token = continue_token(&text).map_err(|e| error(kube::Error::SerdeError(e)))?;
@@ -171,14 +174,16 @@ where
             }
             // The continue token expired (the list took longer than etcd keeps its revision): start over,
             // as client-go's pager does, so the result is one consistent list.
-            Err(kube::Error::Api(s)) if s.code == 410 && token.is_some() && relists < MAX_RELISTS => {
+            Err(retry::Exhausted { source: kube::Error::Api(s), .. })
+                if s.code == 410 && token.is_some() && relists < MAX_RELISTS =>
+            {
                 relists += 1;
                 tracing::debug!("continue token expired while listing; listing again from the start");
                 parsing.drain(..).for_each(|task| task.abort());
                 out.clear();
                 token = None;
             }
-            Err(source) => return Err(error(source)),
+            Err(retry::Exhausted { source, attempts }) => return Err(KubeError { what, source, attempts }),
         }
     }
 }
@@ -268,7 +273,7 @@ pub fn api_version(kind: &str) -> &'static str {
 pub async fn pod_identity_agent(client: &kube::Client) -> Result<AgentStatus, KubeError> {
     let api: kube::Api<DaemonSet> = kube::Api::namespaced(client.clone(), "kube-system");
     let what = format!("get daemonset kube-system/{POD_IDENTITY_AGENT}");
-    let ds = api.get_opt(POD_IDENTITY_AGENT).await.map_err(|source| KubeError { what, source })?;
+    let ds = api.get_opt(POD_IDENTITY_AGENT).await.map_err(|source| KubeError { what, source, attempts: 1 })?;
     Ok(match ds {
         Some(d) => {
             let status = d.status.unwrap_or_default();
