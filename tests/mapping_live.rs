@@ -135,8 +135,10 @@ fn runs_as_a_kubectl_plugin() {
     out.assert_code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(lines[0].starts_with("NAMESPACE") && lines[0].contains("SERVICE ACCOUNT"), "{out}");
-    assert_eq!(lines.len(), 2, "one binding: {out}");
-    assert!(lines[1].contains("payments-api") && lines[1].contains("Deployment/api") && lines[1].contains("irsa"));
+    // The role's binding, and the Pod Identity pods whose role could not be read: they may be its users.
+    assert_eq!(lines.len(), 7, "two bindings and the problem that explains the unknown one: {out}");
+    assert!(lines[1].contains("<unknown>") && lines[1].contains("pod-identity-unreadable"), "{out}");
+    assert!(lines[2].contains("payments-api") && lines[2].contains("Deployment/api") && lines[2].contains("irsa"));
     assert!(out.stderr.contains("Pod Identity associations were not read"), "no cluster name here: {out}");
 }
 
@@ -189,9 +191,12 @@ fn label_selector_is_sent_to_the_server() {
     let out = Cmd::new().kubeconfig(&token_kubeconfig(&kube)).args(["-A", "-l", "app=checkout", "-o", "json"]).run();
     out.assert_code(0);
     let doc = out.json();
-    let sas: Vec<&str> =
-        doc["items"].as_array().unwrap().iter().map(|i| i["serviceAccount"].as_str().unwrap()).collect();
-    assert!(sas.is_empty(), "checkout is Pod Identity and no cluster is known: {doc:#}");
+    // checkout is Pod Identity and no cluster is known: its pods stay, under a role that is unknown.
+    let items = doc["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{doc:#}");
+    assert_eq!((items[0]["serviceAccount"].as_str(), items[0]["source"].as_str()), (Some("checkout"), Some("pod-identity")));
+    assert!(items[0]["roleArn"].is_null(), "{doc:#}");
+    assert_eq!(items[0]["problems"][0]["code"], "pod-identity-unreadable");
     let pods = kube.requests().into_iter().find(|r| r.path == "/api/v1/pods").unwrap();
     assert_eq!(pods.query_param("labelSelector"), Some("app=checkout"));
 
@@ -321,7 +326,16 @@ fn denied_or_missing_aws_access_keeps_irsa_and_says_why() {
     let out = Cmd::new().kubeconfig(&eks_kubeconfig(&kube)).eks_endpoint(&eks.url()).args(["-A", "-o", "json"]).run();
     out.assert_code(0);
     assert!(out.stderr.contains("no AWS credentials"), "{out}");
-    assert!(out.json()["items"].as_array().unwrap().iter().all(|i| i["source"] == "irsa"));
+    // Pods with Pod Identity credentials do not vanish: they stay under an unknown role with the reason.
+    let doc = out.json();
+    for i in doc["items"].as_array().unwrap() {
+        let unknown = i["source"] == "pod-identity" && i["roleArn"].is_null();
+        assert!(i["source"] == "irsa" || unknown, "{i:#}");
+        if unknown {
+            assert!(i["problems"][0]["message"].as_str().unwrap().contains("no AWS credentials"), "{i:#}");
+        }
+    }
+    assert!(doc["items"].as_array().unwrap().iter().any(|i| i["roleArn"].is_null()), "{doc:#}");
 }
 
 #[test]

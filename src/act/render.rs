@@ -55,6 +55,31 @@ fn workloads_cell(b: &Binding, wide: bool) -> String {
     cell.join(",")
 }
 
+/// `current/total` where they differ (pods that will switch at their next restart, or that carry another
+/// role), else the count.
+fn pods_cell(b: &Binding) -> String {
+    if b.current_pods.len() == b.pods.len() {
+        b.pods.len().to_string()
+    } else {
+        format!("{}/{}", b.current_pods.len(), b.pods.len())
+    }
+}
+
+fn role_cell(b: &Binding, paint: Paint) -> String {
+    if b.role_known() { b.role_arn.clone() } else { paint.warn("<unknown>") }
+}
+
+/// Pod names for `-o wide`: running pods, then completed ones marked as such.
+fn pod_names_cell(b: &Binding) -> String {
+    let names: Vec<String> = b
+        .pods
+        .iter()
+        .map(|p| if b.current_pods.contains(p) || !b.configured { p.clone() } else { format!("{p} (at restart)") })
+        .chain(b.completed_pods.iter().map(|p| format!("{p} (completed)")))
+        .collect();
+    if names.is_empty() { "<none>".to_string() } else { names.join(",") }
+}
+
 fn source_cell(b: &Binding, paint: Paint) -> String {
     if b.effective { b.source.as_str().to_string() } else { paint.dim(&format!("{} (inactive)", b.source.as_str())) }
 }
@@ -74,7 +99,7 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
         let mut tw = TabWriter::new(&mut *out).padding(3).ansi(true);
         let mut header = "NAMESPACE\tSERVICE ACCOUNT\tROLE\tSOURCE\tWORKLOADS\tPODS\tPROBLEMS".to_string();
         if wide {
-            header.push_str("\tTARGET ROLE\tAUDIENCE\tTOKEN EXPIRATION\tPOD NAMES");
+            header.push_str("\tBINDING\tTARGET ROLE\tAUDIENCE\tTOKEN EXPIRATION\tPOD NAMES");
         }
         writeln!(tw, "{header}")?;
         for b in &list.items {
@@ -83,21 +108,22 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 b.namespace,
                 b.service_account,
-                b.role_arn,
+                role_cell(b, paint),
                 source_cell(b, paint),
                 workloads_cell(b, wide),
-                b.pods.len(),
+                pods_cell(b),
                 problems_cell(b, paint)
             )?;
             if wide {
                 let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "<none>".into());
-                let pods = if b.pods.is_empty() { "<none>".to_string() } else { b.pods.join(",") };
+                let binding = if b.configured { "configured" } else { "carried only" };
                 write!(
                     tw,
-                    "\t{}\t{}\t{}\t{pods}",
+                    "\t{binding}\t{}\t{}\t{}\t{}",
                     or_none(&b.target_role_arn),
                     or_none(&b.audience),
-                    or_none(&b.token_expiration)
+                    or_none(&b.token_expiration),
+                    pod_names_cell(b)
                 )?;
             }
             writeln!(tw)?;
