@@ -35,3 +35,37 @@ pub async fn check_credentials(config: &SdkConfig) -> Result<(), String> {
     };
     provider.provide_credentials().await.map(|_| ()).map_err(|e| format!("no AWS credentials ({e})"))
 }
+
+/// An SDK error as one sentence: the service's code and message, or the chain of causes of a failure to
+/// reach it, each by its `Display`, capped. Never the SDK's `Debug` dump: that is for `IAM_ROLES_LOG=debug`.
+pub fn error_sentence<E, R>(e: &aws_sdk_iam::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    tracing::debug!("{}", aws_sdk_iam::error::DisplayErrorContext(e));
+    let full = match e.as_service_error() {
+        Some(service) => service.to_string(),
+        None => causes(e),
+    };
+    let line = full.lines().next().unwrap_or_default();
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
+/// An error and its sources, joined with `: `, skipping a cause its parent's message already holds.
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !msg.is_empty() && !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}

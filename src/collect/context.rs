@@ -66,10 +66,12 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
     Ok(KubeTarget { config, hint, source: format!("context {context:?} of {source}") })
 }
 
-/// kube leaves reads without a timeout, so a server that accepts and never answers would hang the command.
-/// A page of 500 pods arrives in well under this.
+/// kube leaves reads without a timeout, so a server that accepts and never answers would hang the command
+/// (a page of 500 pods arrives in well under this); and its default retry layer waits up to 15 times, up to
+/// 1000 s each, in silence. Reads retry in `kube::retry` instead: bounded, and saying that they wait.
 fn with_read_timeout(mut config: kube::Config) -> kube::Config {
     config.read_timeout.get_or_insert(std::time::Duration::from_secs(60));
+    config.default_retry = false;
     config
 }
 

@@ -1,7 +1,7 @@
 //! EKS reads: the cluster's identity and its Pod Identity associations.
 
 use aws_sdk_eks::Client;
-use aws_sdk_eks::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_eks::error::ProvideErrorMetadata;
 use futures::{StreamExt, stream};
 
 use crate::model::{Association, ClusterInfo};
@@ -22,7 +22,7 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 e.message().unwrap_or("access denied")
             )
         }
-        _ => format!("eks:{action} failed: {}", DisplayErrorContext(e)),
+        _ => format!("eks:{action} failed: {}", super::aws::error_sentence(e)),
     }
 }
 

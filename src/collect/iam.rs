@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_iam::Client;
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::{AccessAdvisorUsageGranularityType, JobStatusType};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -171,22 +171,8 @@ async fn caller_identity(sdk: &SdkConfig) -> Result<(String, String)> {
         Err(e) => Err(Error::Aws(format!(
             "cannot tell which AWS account the credentials belong to: sts:GetCallerIdentity failed ({}); check the \
              credentials and that STS is reachable",
-            short_error(&e)
+            super::aws::error_sentence(&e)
         ))),
-    }
-}
-
-/// The first line of an SDK error with its causes, capped: the full chain is for `IAM_ROLES_LOG=debug`.
-fn short_error<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
-    tracing::debug!("{}", DisplayErrorContext(e));
-    let full = match e.as_service_error() {
-        Some(service) => service.to_string(),
-        None => DisplayErrorContext(e).to_string(),
-    };
-    let line = full.lines().next().unwrap_or_default();
-    match line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &line[..i]),
-        None => line.to_string(),
     }
 }
 
@@ -221,7 +207,7 @@ pub(crate) fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 "not allowed to call iam:{action} on {arn}; grant iam:{action} to the auditing identity (README: Permissions)"
             ),
         ),
-        _ => (ProblemCode::LastAccessedFailed, format!("iam:{action} failed for {arn}: {}", short_error(e))),
+        _ => (ProblemCode::LastAccessedFailed, format!("iam:{action} failed for {arn}: {}", super::aws::error_sentence(e))),
     }
 }
 

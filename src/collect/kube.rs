@@ -69,26 +69,11 @@ impl KubeError {
             e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => format!(
                 "cannot reach the Kubernetes API server at {server} to {what}: {}; check the context and that the \
                  cluster is reachable",
-                error_chain(e)
+                super::aws::causes(e)
             ),
-            e => format!("failed to {what}: {}", error_chain(e)),
+            e => format!("failed to {what}: {}", super::aws::causes(e)),
         }
     }
-}
-
-/// The error and its causes on one line; kube's top-level messages alone say too little.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 fn scope_text(namespace: Option<&str>) -> String {
