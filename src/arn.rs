@@ -34,7 +34,9 @@ impl FromStr for RoleArn {
             return Err(err("it does not have the six colon-separated parts of an ARN"));
         };
         if !PARTITIONS.contains(&partition) {
-            return Err(err("the partition must be one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc"));
+            return Err(err(
+                "the partition must be one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc",
+            ));
         }
         if service != "iam" {
             return Err(err("the service must be iam"));
@@ -86,9 +88,13 @@ pub fn partition_of_region(region: &str) -> &'static str {
 /// Says exactly which whitespace or control character a value carries, and where.
 fn whitespace_reason(s: &str) -> &'static str {
     match (s.chars().next(), s.chars().last()) {
-        (Some(c), _) if c.is_whitespace() => "it starts with whitespace, which the webhook and IAM keep as part of the value",
+        (Some(c), _) if c.is_whitespace() => {
+            "it starts with whitespace, which the webhook and IAM keep as part of the value"
+        }
         (_, Some('\n')) => "it ends with a newline (often from a YAML block scalar such as `|`); remove it",
-        (_, Some(c)) if c.is_whitespace() => "it ends with whitespace, which the webhook and IAM keep as part of the value",
+        (_, Some(c)) if c.is_whitespace() => {
+            "it ends with whitespace, which the webhook and IAM keep as part of the value"
+        }
         _ if s.chars().any(char::is_control) => "it contains a control character; an ARN is printable ASCII only",
         _ => "it contains whitespace; an ARN has none",
     }

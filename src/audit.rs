@@ -220,15 +220,7 @@ fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, 
     } else {
         Status::Ok
     };
-    RoleAudit {
-        role_arn: arn,
-        role_last_used: last_used,
-        status,
-        services,
-        unused_services,
-        bindings,
-        error: None,
-    }
+    RoleAudit { role_arn: arn, role_last_used: last_used, status, services, unused_services, bindings, error: None }
 }
 
 /// The latest evidence of use in a report: `RoleLastUsed`, any service's last authentication, any tracked

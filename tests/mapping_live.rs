@@ -194,7 +194,10 @@ fn label_selector_is_sent_to_the_server() {
     // checkout is Pod Identity and no cluster is known: its pods stay, under a role that is unknown.
     let items = doc["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{doc:#}");
-    assert_eq!((items[0]["serviceAccount"].as_str(), items[0]["source"].as_str()), (Some("checkout"), Some("pod-identity")));
+    assert_eq!(
+        (items[0]["serviceAccount"].as_str(), items[0]["source"].as_str()),
+        (Some("checkout"), Some("pod-identity"))
+    );
     assert!(items[0]["roleArn"].is_null(), "{doc:#}");
     assert_eq!(items[0]["problems"][0]["code"], "pod-identity-unreadable");
     let pods = kube.requests().into_iter().find(|r| r.path == "/api/v1/pods").unwrap();

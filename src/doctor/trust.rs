@@ -217,7 +217,10 @@ pub fn chained(doc: &Value, source: &str) -> Trust {
     let trusts_source = |s: &Value| match s.get("Principal") {
         Some(Value::String(p)) => p == "*",
         Some(Value::Object(p)) => strings(p.get("AWS")).iter().any(|a| {
-            *a == "*" || *a == source || *a == account || *a == format!("arn:{}:iam::{account}:root", partition_of(source))
+            *a == "*"
+                || *a == source
+                || *a == account
+                || *a == format!("arn:{}:iam::{account}:root", partition_of(source))
         }),
         _ => false,
     };

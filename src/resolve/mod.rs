@@ -5,7 +5,7 @@ pub mod creds;
 pub mod owners;
 pub mod problems;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::arn::RoleQuery;
 use crate::model::{API_VERSION, Binding, BindingList, PodInfo, Snapshot, Source};
@@ -29,13 +29,14 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
         .as_ref()
         .map(|_| snap.pods.iter().map(|p| (p.namespace.as_str(), p.service_account.as_str())).collect());
 
-    // Service accounts whose running pods carry some identity: for them, "effective" is what the pods use.
-    let carrying: HashSet<(&str, &str)> = r
-        .bindings
-        .iter()
-        .filter(|(_, acc)| !acc.current.is_empty())
-        .map(|(k, _)| (k.0, k.1))
-        .collect();
+    // The mechanisms each service account's running pods use: `effective` is about the mechanism, so where
+    // pods carry one, every item of that source is effective; where none do, the one new pods would get.
+    let mut carrying: HashMap<(&str, &str), Vec<Source>> = HashMap::new();
+    for (k, acc) in &r.bindings {
+        if !acc.current.is_empty() {
+            carrying.entry((k.0, k.1)).or_default().push(k.3);
+        }
+    }
     let expected: HashSet<Key<'_>> = r.bindings.keys().filter_map(|k| r.expected(k.0, k.1).key(k.0, k.1)).collect();
 
     let mut items = Vec::with_capacity(r.bindings.len());
@@ -44,8 +45,10 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
         if selected.as_ref().is_some_and(|s| !s.contains(&(ns, sa))) {
             continue;
         }
-        let effective =
-            !acc.current.is_empty() || (!carrying.contains(&(ns, sa)) && expected.contains(&key));
+        let effective = match carrying.get(&(ns, sa)) {
+            Some(sources) => sources.contains(&source),
+            None => expected.contains(&key),
+        };
         let sa_info = r.service_accounts.get(&(ns, sa));
         let annotation = |k: &str| sa_info.and_then(|s| s.annotations.get(k)).cloned();
         let (audience, token_expiration) = match source {
@@ -96,9 +99,7 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
 /// Items whose role could not be read stay too: they may be users, and hiding them would say they are not.
 pub fn who_uses(mut list: BindingList, query: &RoleQuery) -> BindingList {
     list.items.retain(|b| {
-        !b.role_known()
-            || query.matches(&b.role_arn)
-            || b.target_role_arn.as_deref().is_some_and(|t| query.matches(t))
+        !b.role_known() || query.matches(&b.role_arn) || b.target_role_arn.as_deref().is_some_and(|t| query.matches(t))
     });
     list.problems.clear();
     list

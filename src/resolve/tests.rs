@@ -113,7 +113,7 @@ fn annotation_changed_after_pods_were_created_is_stale_and_both_roles_are_listed
         .map(|b| (b.role_arn.as_str(), b.configured, b.pods.len(), b.current_pods.len(), b.effective))
         .collect();
     // A: only the running pod still carries it. B: configured, and the pod gets it at its next restart.
-    assert_eq!(view, vec![(A, false, 1, 1, true), (B, true, 1, 0, false)]);
+    assert_eq!(view, vec![(A, false, 1, 1, true), (B, true, 1, 0, true)]);
     assert_eq!(list.items[1].workloads, vec![Workload { kind: "Deployment".into(), name: "api".into() }]);
     assert_eq!(codes(&list.items[0]), vec!["stale-pod-credentials"]);
     let msg = &list.items[0].problems[0].message;
@@ -148,9 +148,15 @@ fn both_mechanisms_on_one_service_account() {
     let irsa = list.items.iter().find(|b| b.source == Source::Irsa).unwrap();
     let pi = list.items.iter().find(|b| b.source == Source::PodIdentity).unwrap();
     // New pods get Pod Identity, so the annotation's role is held only by the pod that carries it.
-    assert_eq!((irsa.pods.as_slice(), irsa.current_pods.as_slice(), irsa.effective), (&["old".to_string()][..], &["old".to_string()][..], true));
+    assert_eq!(
+        (irsa.pods.as_slice(), irsa.current_pods.as_slice(), irsa.effective),
+        (&["old".to_string()][..], &["old".to_string()][..], true)
+    );
     // The association's role: every pod of the service account, now or at its next restart.
-    assert_eq!((pi.pods.as_slice(), pi.current_pods.as_slice(), pi.effective), (&["new".to_string(), "old".to_string()][..], &["new".to_string()][..], true));
+    assert_eq!(
+        (pi.pods.as_slice(), pi.current_pods.as_slice(), pi.effective),
+        (&["new".to_string(), "old".to_string()][..], &["new".to_string()][..], true)
+    );
     assert!(codes(irsa).contains(&"irsa-and-pod-identity") && codes(irsa).contains(&"stale-pod-credentials"));
     assert_eq!(codes(pi), vec!["irsa-and-pod-identity"]);
     assert!(pi.problems[0].message.contains("1 running pod(s) still use IRSA"));
@@ -321,7 +327,11 @@ fn completed_pods_hold_no_credentials_but_a_cronjob_stays_a_user() {
     assert!(b.problems.is_empty() && list.problems.is_empty(), "{:?} {:?}", b.problems, list.problems);
     assert!(b.pods.is_empty() && b.current_pods.is_empty());
     assert_eq!(b.completed_pods, vec!["nightly-29-x"]);
-    assert_eq!(b.workloads, vec![Workload { kind: "CronJob".into(), name: "nightly".into() }], "it runs as B next time");
+    assert_eq!(
+        b.workloads,
+        vec![Workload { kind: "CronJob".into(), name: "nightly".into() }],
+        "it runs as B next time"
+    );
     assert!(b.effective);
 }
 
@@ -341,8 +351,11 @@ fn an_empty_annotation_is_no_irsa_at_all() {
 #[test]
 fn pods_with_pod_identity_stay_when_associations_cannot_be_read() {
     let mut s = snap();
-    s.pod_identity =
-        PodIdentityData { collected: false, skipped_reason: Some("not allowed to call eks:X".into()), associations: vec![] };
+    s.pod_identity = PodIdentityData {
+        collected: false,
+        skipped_reason: Some("not allowed to call eks:X".into()),
+        associations: vec![],
+    };
     sa(&mut s, "data", "etl", None);
     pod(&mut s, "data", "etl-1", "etl", "etl-rs", Env::PodIdentity);
     let list = resolve(&s);

@@ -105,7 +105,8 @@ async fn once(
         return Ok(text);
     }
     // As kube does: a JSON Status when the server sent one, else the text with the HTTP code.
-    let parsed = serde_json::from_str::<Status>(&text)
-        .unwrap_or_else(|_| Status::failure(text.trim(), status.canonical_reason().unwrap_or("")).with_code(status.as_u16()));
+    let parsed = serde_json::from_str::<Status>(&text).unwrap_or_else(|_| {
+        Status::failure(text.trim(), status.canonical_reason().unwrap_or("")).with_code(status.as_u16())
+    });
     Err((kube::Error::Api(parsed.boxed()), retry_after))
 }
