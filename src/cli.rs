@@ -26,8 +26,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List service accounts and pods with the IAM role each runs as (the default).
+    ///
+    /// A configured row (IRSA annotation or Pod Identity association) lists every running pod of its
+    /// service account; PODS shows current/total where some do not hold the role yet (they will at their
+    /// next restart). A carried-only row is a role running pods still hold after their service account
+    /// moved on. Completed pods hold nothing and are never counted.
     List,
-    /// Show every namespace, service account, workload and pod bound to a role.
+    /// Show every namespace, service account, workload and pod bound to a role: configured bindings
+    /// (including workloads that switch to it at their next restart) and pods that still carry it.
     WhoUses {
         /// A role name (matched in any path and account), a role ARN, or an ARN with its path.
         role: String,
