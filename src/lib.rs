@@ -36,6 +36,9 @@ pub enum Error {
     /// `doctor --fail-on` found problems at that level.
     #[error("{0}")]
     Findings(String),
+    /// `annotate` left objects alone on incomplete evidence, or could not write some (exit 1 for CronJobs).
+    #[error("{0}")]
+    Incomplete(String),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -129,6 +129,17 @@ pub struct PodIdentityData {
     pub skipped_reason: Option<String>,
     #[serde(default)]
     pub associations: Vec<Association>,
+    /// Associations listed but not described (their role is unknown), by namespace and service account.
+    #[serde(default)]
+    pub undescribed: Vec<ServiceAccountRef>,
+}
+
+/// A service account by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    pub namespace: String,
+    pub service_account: String,
 }
 
 /// The `eks-pod-identity-agent` DaemonSet; `None` in [`Snapshot`] when it could not be checked.
@@ -153,6 +164,10 @@ pub struct Snapshot {
     pub pods: Vec<PodInfo>,
     /// ReplicaSets and Jobs; empty for a kind the collector was not allowed to list.
     pub owners: Vec<OwnerInfo>,
+    /// Owner kinds (`ReplicaSet`, `Job`) that could not be listed: pods then stand under their ReplicaSet
+    /// or Job instead of the top-level workload.
+    #[serde(default)]
+    pub unlisted_kinds: Vec<String>,
     pub pod_identity: PodIdentityData,
     pub pod_identity_agent: Option<AgentStatus>,
     /// Things that went wrong while collecting but did not stop it.
@@ -242,6 +257,7 @@ impl Snapshot {
             service_accounts: Vec::new(),
             pods: Vec::new(),
             owners: Vec::new(),
+            unlisted_kinds: Vec::new(),
             pod_identity: PodIdentityData::default(),
             pod_identity_agent: None,
             warnings: Vec::new(),

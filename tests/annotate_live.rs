@@ -119,7 +119,9 @@ fn a_conflict_a_deletion_or_a_refusal_on_one_object_leaves_the_rest_done() {
     w.kube.fault(Fault::new("/serviceaccounts/api", 403).method("PATCH"));
     w.kube.fault(Fault::new("/deployments/web", 404).method("PATCH"));
     let out = annotate(&w, &[]);
-    out.assert_code(0);
+    // A refused patch is work not done: the run fails, so a CronJob shows it, after doing the rest.
+    out.assert_code(1);
+    assert!(out.stderr.contains("counted 1 error(s)"), "{out}");
     assert!(out.stderr.contains("Deployment pay/api changed between read and write; skipped"), "{out}");
     assert!(out.stderr.contains("error: not allowed to patch ServiceAccount pay/api"), "{out}");
     assert!(out.stderr.contains("Deployment pay/web was deleted before it could be annotated"), "{out}");

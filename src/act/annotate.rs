@@ -68,9 +68,25 @@ struct Finding {
     roles: BTreeSet<String>,
 }
 
+/// Objects `annotate` must leave as they are, with why: the evidence for them is incomplete (SPEC 4).
+#[derive(Debug, Default, Clone)]
+pub struct Held {
+    /// Every object, for this reason (the Pod Identity associations could not be listed, an owner kind
+    /// could not be listed): no change may rest on what is missing.
+    pub all: Option<String>,
+    /// Single objects by (kind, namespace, name).
+    pub objects: BTreeMap<(String, String, String), String>,
+}
+
 /// Plans the changes. An object whose findings are the same as its annotations is left alone, even
-/// though the audit time moved: a second run with the same data sends nothing.
-pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<Change>, Vec<String>) {
+/// though the audit time moved: a second run with the same data sends nothing. Returns the changes, the
+/// wanted objects that were not found, and the objects left alone on incomplete evidence (with why).
+pub fn plan(
+    report: &AuditReport,
+    objects: &[ObjectMeta],
+    keys: &Keys,
+    held: &Held,
+) -> (Vec<Change>, Vec<String>, Vec<String>) {
     let mut wanted: HashMap<(String, String, String), Finding> = HashMap::new();
     // Objects of roles that could not be audited keep whatever they carry: no data is not "all used".
     let mut undecided: BTreeSet<(String, String, String)> = BTreeSet::new();
@@ -103,8 +119,14 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
     let audited_at = report.generated_at.to_string();
     let mut changes = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut left_alone = Vec::new();
     for object in objects {
         let key = (object.kind.clone(), object.namespace.clone(), object.name.clone());
+        if let Some(why) = held.all.as_ref().or_else(|| held.objects.get(&key)) {
+            seen.insert(key);
+            left_alone.push(format!("{} {}/{}: {why}", object.kind, object.namespace, object.name));
+            continue;
+        }
         let has = |k: &str| object.annotations.get(k).map(String::as_str);
         match wanted.get(&key) {
             Some(f) => {
@@ -122,8 +144,22 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
                 ]);
                 changes.push(Change { object: object.clone(), set, remove: Vec::new() });
             }
-            None if undecided.contains(&key) => {}
-            None if has(&keys.role_arn).is_some_and(|roles| roles.split(',').any(|r| unknown_roles.contains(r))) => {}
+            None if undecided.contains(&key) => {
+                left_alone.push(format!(
+                    "{kind} {ns}/{name}: a role bound to it could not be audited",
+                    kind = object.kind,
+                    ns = object.namespace,
+                    name = object.name
+                ));
+            }
+            None if has(&keys.role_arn).is_some_and(|roles| roles.split(',').any(|r| unknown_roles.contains(r))) => {
+                left_alone.push(format!(
+                    "{kind} {ns}/{name}: the role its findings name could not be audited",
+                    kind = object.kind,
+                    ns = object.namespace,
+                    name = object.name
+                ));
+            }
             None => {
                 let mut remove: Vec<String> =
                     keys.all().iter().filter(|k| has(k).is_some()).map(|k| k.to_string()).collect();
@@ -149,7 +185,7 @@ pub fn plan(report: &AuditReport, objects: &[ObjectMeta], keys: &Keys) -> (Vec<C
             &b.object.name,
         ))
     });
-    (changes, missing)
+    (changes, missing, left_alone)
 }
 
 /// The planned change as a readable diff, for `--dry-run`.
@@ -180,6 +216,8 @@ pub struct Summary {
     pub objects_annotated: usize,
     pub objects_cleared: usize,
     pub skipped: usize,
+    /// Objects left as they were because the evidence for them was incomplete.
+    pub left_alone: usize,
     pub errors: usize,
 }
 

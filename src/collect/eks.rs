@@ -4,7 +4,7 @@ use aws_sdk_eks::Client;
 use aws_sdk_eks::error::ProvideErrorMetadata;
 use futures::{StreamExt, stream};
 
-use crate::model::{Association, ClusterInfo};
+use crate::model::{Association, ClusterInfo, ServiceAccountRef};
 use crate::{Error, Result};
 
 /// Describe calls in flight at once: enough to hide latency, few enough to stay clear of EKS throttling.
@@ -68,7 +68,7 @@ pub async fn associations(
     region: &str,
     namespace: Option<&str>,
     warnings: &mut Vec<String>,
-) -> Result<Result<Vec<Association>, String>> {
+) -> Result<Result<(Vec<Association>, Vec<ServiceAccountRef>), String>> {
     let summaries = client
         .list_pod_identity_associations()
         .cluster_name(cluster)
@@ -87,7 +87,10 @@ pub async fn associations(
     let described: Vec<_> = stream::iter(summaries)
         .map(|s| async move {
             let id = s.association_id().unwrap_or_default().to_string();
-            let who = format!("{}/{}", s.namespace().unwrap_or("?"), s.service_account().unwrap_or("?"));
+            let who = ServiceAccountRef {
+                namespace: s.namespace().unwrap_or_default().to_string(),
+                service_account: s.service_account().unwrap_or_default().to_string(),
+            };
             let out = client.describe_pod_identity_association().cluster_name(cluster).association_id(&id).send().await;
             (id, who, out)
         })
@@ -95,14 +98,18 @@ pub async fn associations(
         .collect()
         .await;
     let mut out = Vec::with_capacity(described.len());
+    let mut undescribed = Vec::new();
     for (id, who, result) in described {
         let assoc = match result {
             Ok(o) => o.association().cloned(),
             Err(e) => {
                 warnings.push(format!(
-                    "Pod Identity association {id} ({who}) is left out: {}",
+                    "Pod Identity association {id} ({}/{}) is left out: {}",
+                    who.namespace,
+                    who.service_account,
                     explain(&e, "DescribePodIdentityAssociation")
                 ));
+                undescribed.push(who);
                 continue;
             }
         };
@@ -118,5 +125,6 @@ pub async fn associations(
         });
     }
     out.sort_by(|a, b| (&a.namespace, &a.service_account).cmp(&(&b.namespace, &b.service_account)));
-    Ok(Ok(out))
+    undescribed.sort();
+    Ok(Ok((out, undescribed)))
 }

@@ -198,17 +198,23 @@ pub async fn service_accounts(
     list_all::<ServiceAccount, _>(client, namespace, None, parse_service_accounts, false).await
 }
 
-/// ReplicaSets and Jobs in scope that have an owner.
-pub async fn owners(client: &kube::Client, namespace: Option<&str>) -> Vec<Result<Vec<OwnerInfo>, KubeError>> {
+/// ReplicaSets and Jobs in scope that have an owner, by kind. Metadata only: nothing of their templates
+/// (env values included) is ever read.
+pub async fn owners(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Vec<(&'static str, Result<Vec<OwnerInfo>, KubeError>)> {
     let (rs, jobs) = tokio::join!(
-        list_all::<ReplicaSet, _>(client, namespace, None, parse_owned::<false>, false),
-        list_all::<Job, _>(client, namespace, None, parse_owned::<true>, false),
+        list_all::<ReplicaSet, _>(client, namespace, None, parse_owned::<false>, true),
+        list_all::<Job, _>(client, namespace, None, parse_owned::<true>, true),
     );
-    vec![rs, jobs]
+    vec![("ReplicaSet", rs), ("Job", jobs)]
 }
 
-/// The metadata of every object `annotate` may write to, in scope: one metadata-only list per kind.
-pub async fn annotatable(client: &kube::Client, namespace: Option<&str>) -> Result<Vec<ObjectMeta>, KubeError> {
+/// The metadata of every object `annotate` may write to, in scope: one metadata-only list per kind. A kind
+/// that cannot be listed is returned as an error and the others are still read: its objects are then
+/// simply not written.
+pub async fn annotatable(client: &kube::Client, namespace: Option<&str>) -> (Vec<ObjectMeta>, Vec<KubeError>) {
     let ns = namespace;
     let lists = futures::future::join_all([
         Box::pin(list_all::<Deployment, _>(client, ns, None, parse_meta::<Deployment>, true))
@@ -222,11 +228,14 @@ pub async fn annotatable(client: &kube::Client, namespace: Option<&str>) -> Resu
         Box::pin(list_all::<ServiceAccount, _>(client, ns, None, parse_meta::<ServiceAccount>, true)),
     ])
     .await;
-    let mut out = Vec::new();
+    let (mut out, mut failed) = (Vec::new(), Vec::new());
     for list in lists {
-        out.extend(list?);
+        match list {
+            Ok(objects) => out.extend(objects),
+            Err(e) => failed.push(e),
+        }
     }
-    Ok(out)
+    (out, failed)
 }
 
 /// The API path of a kind `annotate` writes to.

@@ -67,13 +67,16 @@ pub async fn live(conn: &Connection, selector: Option<&str>) -> Result<Snapshot>
     );
     snap.pods = pods.map_err(|e| Error::Kube(e.explain(server)))?;
     snap.service_accounts = sas.map_err(|e| Error::Kube(e.explain(server)))?;
-    for result in owners {
+    for (kind, result) in owners {
         match result {
             Ok(o) => snap.owners.extend(o),
-            Err(e) => snap.warnings.push(format!(
-                "{}; pods are shown under their ReplicaSet or Job instead of the top-level workload",
-                e.explain(server)
-            )),
+            Err(e) => {
+                snap.unlisted_kinds.push(kind.to_string());
+                snap.warnings.push(format!(
+                    "{}; pods are shown under their ReplicaSet or Job instead of the top-level workload",
+                    e.explain(server)
+                ))
+            }
         }
     }
     snap.cluster = cluster;
@@ -97,7 +100,7 @@ async fn pod_identity(
     warnings: &mut Vec<String>,
 ) -> Result<PodIdentityData> {
     let skipped =
-        |reason: String| Ok(PodIdentityData { collected: false, skipped_reason: Some(reason), associations: vec![] });
+        |reason: String| Ok(PodIdentityData { collected: false, skipped_reason: Some(reason), ..Default::default() });
     let Some(name) = cluster.name.clone() else {
         return skipped("no EKS cluster name: the kubeconfig context is not an EKS one; pass --cluster NAME".into());
     };
@@ -112,7 +115,9 @@ async fn pod_identity(
     let client = aws_sdk_eks::Client::new(&config);
     eks::describe_cluster(&client, cluster, warnings).await?;
     match eks::associations(&client, &name, &region, namespace, warnings).await? {
-        Ok(associations) => Ok(PodIdentityData { collected: true, skipped_reason: None, associations }),
+        Ok((associations, undescribed)) => {
+            Ok(PodIdentityData { collected: true, skipped_reason: None, associations, undescribed })
+        }
         Err(reason) => skipped(reason),
     }
 }

@@ -260,7 +260,7 @@ fn pod_identity_env_without_association_is_stale_only_when_associations_were_rea
     pod(&mut s, "data", "etl-1", "etl", "etl-rs", Env::PodIdentity);
     assert_eq!(resolve(&s).problems[0].code, ProblemCode::StalePodCredentials);
     s.pod_identity =
-        PodIdentityData { collected: false, skipped_reason: Some("no credentials".into()), associations: vec![] };
+        PodIdentityData { collected: false, skipped_reason: Some("no credentials".into()), ..Default::default() };
     assert!(resolve(&s).problems.is_empty());
 }
 
@@ -354,7 +354,7 @@ fn pods_with_pod_identity_stay_when_associations_cannot_be_read() {
     s.pod_identity = PodIdentityData {
         collected: false,
         skipped_reason: Some("not allowed to call eks:X".into()),
-        associations: vec![],
+        ..Default::default()
     };
     sa(&mut s, "data", "etl", None);
     pod(&mut s, "data", "etl-1", "etl", "etl-rs", Env::PodIdentity);

@@ -19,7 +19,7 @@ use crate::support::eks::{FakeEks, RunningEks};
 use crate::support::fixtures::{
     cron_job, daemon_set, deployment, job, pod, replica_set, service_account, stateful_set,
 };
-use crate::support::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use crate::support::iam::{FakeIam, RoleSpec, RunningIam, allow, irsa_trust};
 use crate::support::kube_api::{Access, FakeKube, RunningKube};
 use crate::support::sts::{FakeSts, RunningSts};
 
@@ -55,7 +55,7 @@ fn world() -> World {
     let (kube, eks, iam, sts) = (FakeKube::new(), FakeEks::new(), FakeIam::new(ACCOUNT), FakeSts::new(ACCOUNT));
     iam.job_delay(Duration::from_millis(10));
     sts.share_keys_with(&iam);
-    eks.add_cluster(CLUSTER, REGION, ACCOUNT);
+    let issuer = eks.add_cluster(CLUSTER, REGION, ACCOUNT);
     kube.add(daemon_set("kube-system", "eks-pod-identity-agent", 2, 2).build());
     let mut roles = BTreeMap::new();
     let mut role = |spec: RoleSpec, used: &[&str]| {
@@ -73,7 +73,13 @@ fn world() -> World {
     let partner = role(RoleSpec::new("partner").account(OTHER).inline("main", allow(&["s3:GetObject"])), &["s3"]);
     iam.add_role(RoleSpec::new("iam-roles-auditor").account(OTHER));
 
-    let irsa = |sa: &str, arn: &str| kube.add(service_account(NS, sa).irsa(arn).build());
+    // Each role trusts the service accounts it is bound to, as wired-up IRSA roles do (annotate writes usage
+    // only for bindings the role's trust policy admits).
+    let irsa = |sa: &str, arn: &str| {
+        let account = arn.split(':').nth(4).unwrap_or(ACCOUNT);
+        iam.trust_also(arn, &irsa_trust(account, &issuer, NS, sa));
+        kube.add(service_account(NS, sa).irsa(arn).build());
+    };
     let irsa_pod = |name: &str, sa: &str, owner: Option<(&str, &str)>, arn: &str| {
         let p = pod(NS, name).service_account(sa);
         let p = match owner {
@@ -178,8 +184,13 @@ fn exercise() -> World {
     w.run(&["audit", "-A", "-o", "json", "--account-role", &format!("{OTHER}={OTHER_AUDITOR}")]);
     let mut dry_run = cronjob_args.clone();
     dry_run.push("--dry-run");
-    w.run(&dry_run);
-    w.run(&cronjob_args);
+    // The partner role is in another account the CronJob has no auditor role for: its objects are left as
+    // they are, and the run says so by failing, after writing everything else.
+    for args in [dry_run, cronjob_args] {
+        let out = w.cmd().args(&args).run();
+        out.assert_code(1);
+        assert!(out.stderr.contains("left as it is, evidence incomplete: ServiceAccount shop/partner: "), "{out}");
+    }
     w
 }
 

@@ -176,6 +176,17 @@ impl FakeIam {
         Some(role.id.clone())
     }
 
+    /// Adds the statements of `document` to a role's trust policy (by name in the primary account, or by ARN).
+    pub fn trust_also(&self, role: &str, document: &serde_json::Value) {
+        let mut st = self.lock();
+        let key = st.role_key(role);
+        let role = st.roles.get_mut(&key).unwrap_or_else(|| panic!("no role {role:?}"));
+        let mut trust: serde_json::Value = serde_json::from_str(&role.spec.trust_policy).expect("trust policy JSON");
+        let added = document["Statement"].as_array().cloned().unwrap_or_default();
+        trust["Statement"].as_array_mut().expect("a Statement list").extend(added);
+        role.spec.trust_policy = trust.to_string();
+    }
+
     /// Deletes a role (by name in the primary account, or by ARN); its running jobs still complete.
     pub fn remove_role(&self, role: &str) -> bool {
         let mut st = self.lock();

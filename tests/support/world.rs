@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::cli::{Cmd, Context, Kubeconfig, KubeconfigFile};
 use super::eks::{FakeEks, RunningEks};
 use super::fixtures::{PodBuilder, daemon_set, pod, replica_set, service_account};
-use super::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use super::iam::{FakeIam, RoleSpec, RunningIam, allow, irsa_trust};
 use super::kube_api::{FakeKube, RunningKube};
 use super::sts::{FakeSts, RunningSts};
 
@@ -22,6 +22,8 @@ pub struct Fakes {
     pub iam: FakeIam,
     pub sts: FakeSts,
     pub now: Timestamp,
+    /// Cluster `prod`'s OIDC issuer URL.
+    pub issuer: String,
 }
 
 impl Fakes {
@@ -31,13 +33,13 @@ impl Fakes {
         let kube = FakeKube::new();
         kube.add(daemon_set("kube-system", "eks-pod-identity-agent", 2, 2).build());
         let eks = FakeEks::new();
-        eks.add_cluster("prod", "us-west-2", ACCOUNT);
+        let issuer = eks.add_cluster("prod", "us-west-2", ACCOUNT);
         let iam = FakeIam::new(ACCOUNT);
         iam.job_delay(Duration::from_millis(50));
         let sts = FakeSts::new(ACCOUNT);
         sts.share_keys_with(&iam);
         let now = Timestamp::now().round(jiff::Unit::Second).expect("round now");
-        Fakes { kube, eks, iam, sts, now }
+        Fakes { kube, eks, iam, sts, now, issuer }
     }
 
     /// RFC 3339, whole seconds, `days` before the fakes were built.
@@ -63,8 +65,13 @@ impl Fakes {
         self.iam.set_usage(role, namespace, Some(&self.ago(days)), None, Some("us-west-2"));
     }
 
-    /// A Deployment whose service account carries the IRSA annotation, with one pod the webhook injected.
+    /// A Deployment whose service account carries the IRSA annotation, with one pod the webhook injected; a
+    /// role of the fake IAM is made to trust that service account, as a wired-up IRSA role does.
     pub fn irsa_app(&self, ns: &str, sa: &str, deployment: &str, role_arn: &str) {
+        if self.iam.has_role(role_arn) {
+            let account = role_arn.split(':').nth(4).unwrap_or(ACCOUNT);
+            self.iam.trust_also(role_arn, &irsa_trust(account, &self.issuer, ns, sa));
+        }
         self.kube.add(service_account(ns, sa).irsa(role_arn).build());
         self.deployment_pod(ns, sa, deployment, |p| p.irsa(role_arn));
     }

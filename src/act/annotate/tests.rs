@@ -61,7 +61,7 @@ fn annotates_the_workload_and_service_account_of_roles_with_unused_services() {
         object("ServiceAccount", "pay", "api", &[]),
         object("Deployment", "pay", "web", &[]),
     ];
-    let (changes, missing) = plan(&r, &objects, &keys());
+    let (changes, missing, _) = plan(&r, &objects, &keys(), &Held::default());
     assert!(missing.is_empty());
     let names: Vec<_> = changes.iter().map(|c| format!("{}/{}", c.object.kind, c.object.name)).collect();
     assert_eq!(names, ["Deployment/api", "ServiceAccount/api"]);
@@ -86,7 +86,7 @@ fn unchanged_findings_send_nothing_and_stale_ones_are_removed() {
         object("ServiceAccount", "pay", "api", &done),
         object("Deployment", "old", "gone-role", &[("iam-roles.io/unused-services", "sns"), ("keep", "me")]),
     ];
-    let (changes, _) = plan(&r, &objects, &keys());
+    let (changes, _, _) = plan(&r, &objects, &keys(), &Held::default());
     assert_eq!(changes.len(), 1, "only the stale one: {changes:?}");
     assert_eq!(changes[0].remove, ["iam-roles.io/unused-services"]);
     assert!(changes[0].is_removal());
@@ -105,7 +105,7 @@ fn a_changed_finding_is_rewritten_and_objects_not_found_are_reported() {
         "api",
         &[("iam-roles.io/unused-services", "kms"), ("iam-roles.io/role-arn", A)],
     )];
-    let (changes, missing) = plan(&r, &objects, &keys());
+    let (changes, missing, _) = plan(&r, &objects, &keys(), &Held::default());
     assert_eq!(changes[0].set["iam-roles.io/unused-services"], "kms,s3");
     assert_eq!(missing, ["ServiceAccount pay/api was not found (deleted, or a kind annotate does not write); skipped"]);
     let mut diff = Vec::new();
@@ -124,7 +124,7 @@ fn two_roles_on_one_object_are_merged_and_the_prefix_is_configurable() {
         role(B, Status::UnusedServices, &["sqs"], "pay", "api", "api"),
     ]);
     let objects = vec![object("Deployment", "pay", "api", &[])];
-    let (changes, _) = plan(&r, &objects, &Keys::new("example.com/"));
+    let (changes, _, _) = plan(&r, &objects, &Keys::new("example.com/"), &Held::default());
     assert_eq!(changes[0].set["example.com/unused-services"], "kms,sqs");
     assert_eq!(changes[0].set["example.com/role-arn"], format!("{A},{B}"));
 }
@@ -159,7 +159,32 @@ fn findings_of_roles_that_could_not_be_audited_are_kept() {
         object("Deployment", "old", "moved", &earlier),
         object("Deployment", "old", "other", &[("iam-roles.io/unused-services", "sns"), ("iam-roles.io/role-arn", B)]),
     ];
-    let (changes, _) = plan(&r, &objects, &keys());
+    let (changes, _, _) = plan(&r, &objects, &keys(), &Held::default());
     let names: Vec<_> = changes.iter().map(|c| c.object.name.as_str()).collect();
     assert_eq!(names, ["other"], "only the finding of an audited role is cleared");
+}
+
+#[test]
+fn objects_with_incomplete_evidence_are_left_as_they_are() {
+    let r = report(vec![role(A, Status::UnusedServices, &["kms"], "pay", "api", "api")]);
+    let stale = [("iam-roles.io/unused-services", "sqs"), ("iam-roles.io/role-arn", B)];
+    let objects = vec![
+        object("Deployment", "pay", "api", &[]),
+        object("ServiceAccount", "pay", "api", &[]),
+        object("Deployment", "pay", "old", &stale),
+    ];
+    // Associations unread: nothing is set, replaced or removed.
+    let everything = Held { all: Some("Pod Identity associations could not be listed".into()), ..Held::default() };
+    let (changes, _, left) = plan(&r, &objects, &keys(), &everything);
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(left.len(), 3);
+    assert!(left[0].contains("could not be listed"), "{left:?}");
+    // One object held: the others change as usual.
+    let mut held = Held::default();
+    held.objects
+        .insert(("Deployment".into(), "pay".into(), "old".into()), "an association could not be described".into());
+    let (changes, _, left) = plan(&r, &objects, &keys(), &held);
+    let names: Vec<_> = changes.iter().map(|c| format!("{}/{}", c.object.kind, c.object.name)).collect();
+    assert_eq!(names, ["Deployment/api", "ServiceAccount/api"], "the held object keeps its findings");
+    assert_eq!(left, ["Deployment pay/old: an association could not be described"]);
 }

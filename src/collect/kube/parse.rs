@@ -113,6 +113,22 @@ struct RawObject<M> {
 const FARGATE_PROFILE_LABEL: &str = "eks.amazonaws.com/fargate-profile";
 const IRSA_TOKEN_VOLUME: &str = "aws-iam-token";
 
+/// The `AWS_*` variables whose values are kept: they name roles, regions, endpoints and token files, none
+/// of them a secret. Every other `AWS_*` variable is recorded by name only.
+fn keeps_value(name: &str) -> bool {
+    matches!(
+        name,
+        "AWS_ROLE_ARN"
+            | "AWS_REGION"
+            | "AWS_DEFAULT_REGION"
+            | "AWS_STS_REGIONAL_ENDPOINTS"
+            | "AWS_WEB_IDENTITY_TOKEN_FILE"
+            | "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+            | "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+            | "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+    )
+}
+
 fn slim_pod(raw: RawPod<'_>) -> PodInfo {
     let RawPod { mut metadata, spec, status } = raw;
     let owner = metadata.owner();
@@ -122,12 +138,16 @@ fn slim_pod(raw: RawPod<'_>) -> PodInfo {
         .chain(spec.containers)
         .map(|c| ContainerInfo {
             name: c.name,
-            // Only AWS_* variables decide the identity; values from references are never resolved.
+            // Only AWS_* variables decide the identity; values from references are never resolved, and only
+            // the non-secret ones keep their value (the rest, AWS_SECRET_ACCESS_KEY first, are kept as present).
             env: c
                 .env
                 .into_iter()
                 .filter(|e| e.name.starts_with("AWS_"))
-                .map(|e| (e.name.into_owned(), e.value.map(Cow::into_owned)))
+                .map(|e| {
+                    let value = e.value.filter(|_| keeps_value(&e.name)).map(Cow::into_owned);
+                    (e.name.into_owned(), value)
+                })
                 .collect(),
         })
         .collect();
@@ -236,5 +256,11 @@ mod tests {
         assert_eq!(app.keys().collect::<Vec<_>>(), ["AWS_ACCESS_KEY_ID", "AWS_REGION"]);
         assert_eq!(app["AWS_ACCESS_KEY_ID"], None, "a value from a Secret is never read");
         assert_eq!(app["AWS_REGION"].as_deref(), Some("eu-west-1"), "escaped strings are decoded");
+        let secret = r#"{"items":[{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","env":[
+            {"name":"AWS_SECRET_ACCESS_KEY","value":"wJalrXUtnFEMI"},{"name":"AWS_SESSION_TOKEN","value":"FwoG"},
+            {"name":"AWS_ACCESS_KEY_ID","value":"AKIAEXAMPLE"}]}]}}]}"#;
+        let env = &parse_pods(secret).unwrap()[0].containers[0].env;
+        assert_eq!(env.len(), 3, "present, by name");
+        assert!(env.values().all(Option::is_none), "no secret value is kept: {env:?}");
     }
 }
