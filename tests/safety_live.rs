@@ -138,3 +138,21 @@ fn a_snapshot_keeps_no_secret_and_reads_owners_as_metadata_only() {
         }
     }
 }
+
+#[test]
+fn values_from_the_cluster_never_drive_the_terminal() {
+    let (f, _, _) = fakes();
+    let mut d = support::fixtures::deployment("pay", "api").build();
+    d["metadata"]["annotations"] =
+        serde_json::json!({ UNUSED: "\u{1b}]0;pwned\u{7}\u{1b}[2J", "iam-roles.io/role-arn": "x" });
+    f.kube.add(d);
+    let w = f.start();
+    let out = w.cmd().args(["annotate", "-A", "--dry-run", "--color", "never"]).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("Deployment pay/api"), "{out}");
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+        "escape sequences reached stdout: {out:?}"
+    );
+    assert!(out.stdout.contains("\\u{1b}]0;pwned"), "shown escaped instead: {out}");
+}

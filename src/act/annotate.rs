@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::paint::Paint;
+use super::paint::{Paint, escape};
 use crate::audit::{AuditReport, Status};
 use crate::model::ObjectMeta;
 
@@ -191,16 +191,17 @@ pub fn plan(
 /// The planned change as a readable diff, for `--dry-run`.
 pub fn write_diff(out: &mut dyn Write, change: &Change, paint: Paint) -> io::Result<()> {
     let o = &change.object;
-    writeln!(out, "{} {}/{}", paint.bold(&o.kind), o.namespace, o.name)?;
+    // Old values were written by whoever may annotate the object: never let them drive the terminal.
+    writeln!(out, "{} {}/{}", paint.bold(&o.kind), escape(&o.namespace), escape(&o.name))?;
     for (k, v) in &change.set {
         match o.annotations.get(k) {
-            Some(old) => writeln!(out, "{}", paint.warn(&format!("  ~ {k}: {old} -> {v}")))?,
-            None => writeln!(out, "{}", paint.good(&format!("  + {k}: {v}")))?,
+            Some(old) => writeln!(out, "{}", paint.warn(&format!("  ~ {k}: {} -> {}", escape(old), escape(v))))?,
+            None => writeln!(out, "{}", paint.good(&format!("  + {k}: {}", escape(v))))?,
         }
     }
     for k in &change.remove {
         let old = o.annotations.get(k).map(String::as_str).unwrap_or_default();
-        writeln!(out, "{}", paint.bad(&format!("  - {k}: {old}")))?;
+        writeln!(out, "{}", paint.bad(&format!("  - {k}: {}", escape(old))))?;
     }
     Ok(())
 }

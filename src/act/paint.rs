@@ -55,3 +55,24 @@ impl Paint {
         self.apply(s, |s| s.bold().to_string())
     }
 }
+
+/// Text from the cluster, IAM or a snapshot, made safe for a terminal: control characters (escape
+/// sequences, carriage returns, newlines) are shown as `\u{..}` escapes instead of acting, as kubectl
+/// does since CVE-2021-25743. JSON and YAML need none of this: their encoders escape.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_neutralises_terminal_control() {
+        assert_eq!(super::escape("plain"), "plain");
+        assert_eq!(super::escape("a\u{1b}]0;owned\u{7}\nb"), "a\\u{1b}]0;owned\\u{7}\\u{a}b");
+    }
+}

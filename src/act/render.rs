@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use tabwriter::TabWriter;
 
-use super::paint::Paint;
+use super::paint::{Paint, escape};
 use crate::audit::{AuditReport, PolicySuggestionList, Status};
 use crate::cli::Format;
 use crate::doctor::DoctorReport;
@@ -38,7 +38,7 @@ fn severity_paint(code: ProblemCode, paint: Paint, text: &str) -> String {
 /// One problem: its code (coloured by severity) and where, then what to do on the next line.
 fn write_problem(out: &mut dyn Write, p: &Problem, paint: Paint) -> io::Result<()> {
     let at = p.namespace.as_ref().map_or(p.object.clone(), |ns| format!("{ns}/{}", p.object));
-    writeln!(out, "{} {at}\n    {}", severity_paint(p.code, paint, p.code.as_str()), p.message)
+    writeln!(out, "{} {}\n    {}", severity_paint(p.code, paint, p.code.as_str()), escape(&at), escape(&p.message))
 }
 
 const MAX_WORKLOADS_SHOWN: usize = 3;
@@ -66,7 +66,7 @@ fn pods_cell(b: &Binding) -> String {
 }
 
 fn role_cell(b: &Binding, paint: Paint) -> String {
-    if b.role_known() { b.role_arn.clone() } else { paint.warn("<unknown>") }
+    if b.role_known() { escape(&b.role_arn).into_owned() } else { paint.warn("<unknown>") }
 }
 
 /// Pod names for `-o wide`: running pods, then completed ones marked as such.
@@ -106,11 +106,11 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
             write!(
                 tw,
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                b.namespace,
-                b.service_account,
+                escape(&b.namespace),
+                escape(&b.service_account),
                 role_cell(b, paint),
                 source_cell(b, paint),
-                workloads_cell(b, wide),
+                escape(&workloads_cell(b, wide)),
                 pods_cell(b),
                 problems_cell(b, paint)
             )?;
@@ -190,7 +190,7 @@ pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint:
         write!(
             tw,
             "{}\t{}\t{}\t{last_used}\t{}",
-            role.role_arn,
+            escape(&role.role_arn),
             status_cell(role.status, paint),
             capped(&role.unused_services, limit),
             capped(&workloads, if wide { usize::MAX } else { 2 })

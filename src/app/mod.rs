@@ -178,7 +178,7 @@ fn print_warnings(cli: &Cli, snap: &Snapshot) {
 }
 
 fn warn(cli: &Cli, message: &str) {
-    eprintln!("{} {message}", Paint::stderr(cli.output.color).warn("warning:"));
+    eprintln!("{} {}", Paint::stderr(cli.output.color).warn("warning:"), crate::act::paint::escape(message));
 }
 
 /// Writes to stdout through a buffer; a closed pipe surfaces as an I/O error the caller treats as success.
