@@ -156,3 +156,52 @@ fn values_from_the_cluster_never_drive_the_terminal() {
     );
     assert!(out.stdout.contains("\\u{1b}]0;pwned"), "shown escaped instead: {out}");
 }
+
+#[test]
+fn a_closed_stdout_never_stops_the_patches() {
+    let f = Fakes::new();
+    let role = f.role("batch", &["s3:GetObject", "kms:Decrypt"], Some(1));
+    f.used(&role, "s3", 1);
+    f.irsa_app("jobs", "runner", "runner-0", &role);
+    // Enough workloads that the "annotated" lines overflow stdout's buffer well before the last patch.
+    const N: usize = 400;
+    for i in 0..N {
+        let name = format!("runner-{i}");
+        f.kube.add(support::fixtures::deployment("jobs", &name).build());
+        if i > 0 {
+            f.deployment_pod("jobs", "runner", &name, |p| p.irsa(&role));
+        }
+    }
+    let w = f.start();
+    let out = w.cmd().args(["annotate", "-A"]).stdout_closed().run();
+    out.assert_code(0);
+    let annotated =
+        w.kube.objects("Deployment").iter().filter(|d| d["metadata"]["annotations"][UNUSED] == "kms").count();
+    assert_eq!(annotated, N, "every workload is annotated though nobody reads stdout: {out}");
+}
+
+#[test]
+fn a_kind_that_cannot_be_listed_is_an_error_and_the_others_are_written() {
+    let (f, _, _) = fakes();
+    f.kube.fault(support::kube_api::Fault::new("/apis/apps/v1/deployments", 403));
+    let w = f.start();
+    let out = annotate(&w);
+    out.assert_code(1);
+    assert!(out.stderr.contains("not allowed to list deployments"), "{out}");
+    assert_eq!(annotation(&w, "ServiceAccount", "pay", "api").as_deref(), Some("kms"), "{out}");
+    assert_eq!(annotation(&w, "Deployment", "pay", "api"), None, "{out}");
+}
+
+#[test]
+fn unlisted_owners_leave_every_object_as_it_is() {
+    let (f, _, _) = fakes();
+    with_old_finding(&f);
+    // Without ReplicaSets, pods stand under their ReplicaSet: the Deployment's finding would look stale.
+    f.kube.fault(support::kube_api::Fault::new("/apis/apps/v1/replicasets", 403));
+    let w = f.start();
+    let out = annotate(&w);
+    out.assert_code(1);
+    assert_eq!(w.kube.count("PATCH", "/"), 0, "{out}");
+    assert_eq!(annotation(&w, "Deployment", "pay", "api").as_deref(), Some("sqs"), "{out}");
+    assert!(out.stderr.contains("ReplicaSet could not be listed"), "{out}");
+}

@@ -39,6 +39,12 @@ fn audit_role<'a>(doc: &'a Value, arn: &str) -> &'a Value {
     roles.iter().find(|r| r["roleArn"] == arn).unwrap_or_else(|| panic!("no role {arn} in {doc:#}"))
 }
 
+/// A `DoctorReport`'s problems as (code, object).
+fn doctor_findings(doc: &Value) -> Vec<(&str, &str)> {
+    let problems = doc["problems"].as_array().unwrap_or_else(|| panic!("no problems list in {doc:#}"));
+    problems.iter().map(|p| (p["code"].as_str().unwrap(), p["object"].as_str().unwrap())).collect()
+}
+
 #[test]
 fn a_role_used_yesterday_without_role_last_used_is_used_everywhere() {
     let f = Fakes::new();
@@ -191,12 +197,7 @@ fn a_role_in_another_partition_is_never_looked_up_by_name() {
         (Some("unknown"), Some("cross-partition-role"))
     );
     let doctor = json_of(&w.cmd().args(["doctor", "-A", "-o", "json"]).run());
-    let found: Vec<(&str, &str)> = doctor["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["code"].as_str().unwrap(), p["object"].as_str().unwrap()))
-        .collect();
+    let found = doctor_findings(&doctor);
     assert!(found.contains(&("cross-partition-role", "ServiceAccount/app")), "{found:?}");
     assert!(!found.iter().any(|f| f.0 == "role-not-found"), "{found:?}");
     assert!(
@@ -227,12 +228,7 @@ fn doctor_judges_a_cross_account_irsa_role_by_its_own_accounts_provider_and_flag
 
     let doc =
         json_of(&w.cmd().args(["doctor", "-A", "-o", "json", "--account-role", &format!("{OTHER}={AUDITOR}")]).run());
-    let found: Vec<(&str, &str)> = doc["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["code"].as_str().unwrap(), p["object"].as_str().unwrap()))
-        .collect();
+    let found = doctor_findings(&doc);
     assert!(!found.contains(&("trust-policy-mismatch", "ServiceAccount/etl")), "{doc:#}");
     assert!(found.contains(&("wildcard-trust", "ServiceAccount/open")), "{doc:#}");
 }

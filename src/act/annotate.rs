@@ -122,9 +122,10 @@ pub fn plan(
     let mut left_alone = Vec::new();
     for object in objects {
         let key = (object.kind.clone(), object.namespace.clone(), object.name.clone());
+        let left = |why: &str| format!("{} {}/{}: {why}", object.kind, object.namespace, object.name);
         if let Some(why) = held.all.as_ref().or_else(|| held.objects.get(&key)) {
             seen.insert(key);
-            left_alone.push(format!("{} {}/{}: {why}", object.kind, object.namespace, object.name));
+            left_alone.push(left(why));
             continue;
         }
         let has = |k: &str| object.annotations.get(k).map(String::as_str);
@@ -144,21 +145,9 @@ pub fn plan(
                 ]);
                 changes.push(Change { object: object.clone(), set, remove: Vec::new() });
             }
-            None if undecided.contains(&key) => {
-                left_alone.push(format!(
-                    "{kind} {ns}/{name}: a role bound to it could not be audited",
-                    kind = object.kind,
-                    ns = object.namespace,
-                    name = object.name
-                ));
-            }
+            None if undecided.contains(&key) => left_alone.push(left("a role bound to it could not be audited")),
             None if has(&keys.role_arn).is_some_and(|roles| roles.split(',').any(|r| unknown_roles.contains(r))) => {
-                left_alone.push(format!(
-                    "{kind} {ns}/{name}: the role its findings name could not be audited",
-                    kind = object.kind,
-                    ns = object.namespace,
-                    name = object.name
-                ));
+                left_alone.push(left("the role its findings name could not be audited"))
             }
             None => {
                 let mut remove: Vec<String> =

@@ -9,12 +9,11 @@ use super::iam::{connect, last_accessed};
 use super::{now_seconds, print_warnings, warn};
 use crate::act::annotate::{self, Held};
 use crate::act::paint::Paint;
-use crate::arn::RoleArn;
 use crate::audit::AuditReport;
 use crate::cli::{Cli, IamArgs};
 use crate::doctor::trust::{self, Trust};
 use crate::model::{RoleDetails, Snapshot, Source, Workload};
-use crate::resolve::bindings::Resolved;
+use crate::resolve::owners::OwnerIndex;
 use crate::{Error, Result, audit, collect, resolve};
 
 /// Audits live, plans the annotation changes, and applies them (or prints them with `--dry-run`).
@@ -164,17 +163,18 @@ fn incomplete_evidence(snap: &Snapshot) -> Held {
             snap.unlisted_kinds.join(" and ")
         ));
     }
-    let resolved = Resolved::build(snap);
+    let owners = OwnerIndex::new(&snap.owners);
     for who in &snap.pod_identity.undescribed {
         let why = format!(
             "the Pod Identity association of service account {}/{} could not be described",
             who.namespace, who.service_account
         );
-        let workloads = resolved
+        // Every workload of the service account, completed pods' too: a CronJob between runs is one.
+        let workloads = snap
             .pods
             .iter()
-            .filter(|v| v.pod.namespace == who.namespace && v.pod.service_account == who.service_account)
-            .map(|v| v.workload.clone());
+            .filter(|p| p.namespace == who.namespace && p.service_account == who.service_account)
+            .map(|p| owners.top_level(p));
         hold(&mut held, &who.namespace, &who.service_account, workloads, &why);
     }
     held
@@ -206,18 +206,18 @@ fn keep_verified_bindings(
             if b.source == Source::PodIdentity {
                 return true;
             }
-            let doc = details
+            let issuer = snap.cluster.oidc_issuer.as_deref();
+            match details
                 .get(arn.as_str())
-                .and_then(|d| d.trust_policy.as_deref())
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
-            let (Some(doc), Some(issuer), Ok(parsed)) = (doc, &snap.cluster.oidc_issuer, arn.parse::<RoleArn>()) else {
-                let why = format!("the trust policy of role {arn} could not be checked against this cluster");
-                hold(held, &b.namespace, &b.service_account, b.workloads.clone(), &why);
-                return false;
-            };
-            match trust::irsa(&doc, issuer, &parsed.account, &b.namespace, &b.service_account) {
-                Trust::Ok | Trust::TooWide(_) => true,
-                Trust::Mismatch(_) => {
+                .and_then(|d| trust::irsa_binding(d, issuer, &b.namespace, &b.service_account))
+            {
+                None => {
+                    let why = format!("the trust policy of role {arn} could not be checked against this cluster");
+                    hold(held, &b.namespace, &b.service_account, b.workloads.clone(), &why);
+                    false
+                }
+                Some(Trust::Ok | Trust::TooWide(_)) => true,
+                Some(Trust::Mismatch(_)) => {
                     dropped.push(format!(
                         "role {arn} does not trust service account {}/{} (run doctor): no usage finding is written for \
                          it",

@@ -60,14 +60,9 @@ pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit
             drafts: Vec::new(),
             error: None,
         };
-        match iam.for_account(&arn.account) {
-            None => {
-                item.error = Some(crate::model::ReportError {
-                    code: crate::model::ProblemCode::CrossAccountRole,
-                    message: format!("pass --account-role {}=ROLE_ARN to read the role's policies", arn.account),
-                })
-            }
-            Some(client) => match collect::policies::role_policies(client, &arn).await {
+        match iam.client_for(&arn) {
+            Err(e) => item.error = Some(e),
+            Ok(client) => match collect::policies::role_policies(client, &arn).await {
                 Ok(docs) => item.drafts = crate::policy::suggest(&docs, &role.unused_services, &unused_actions).drafts,
                 Err((code, message)) => item.error = Some(crate::model::ReportError { code, message }),
             },

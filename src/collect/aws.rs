@@ -46,26 +46,11 @@ where
     tracing::debug!("{}", aws_sdk_iam::error::DisplayErrorContext(e));
     let full = match e.as_service_error() {
         Some(service) => service.to_string(),
-        None => causes(e),
+        None => super::causes(e),
     };
     let line = full.lines().next().unwrap_or_default();
     match line.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &line[..i]),
         None => line.to_string(),
     }
-}
-
-/// An error and its sources, joined with `: `, skipping a cause its parent's message already holds.
-pub fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !msg.is_empty() && !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = s.source();
-    }
-    out
 }

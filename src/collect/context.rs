@@ -37,7 +37,7 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
         None => default_kubeconfig()?,
     };
     let Some((kubeconfig, source)) = from_file else {
-        let config = kube::Config::incluster().map(with_read_timeout).map_err(|e| {
+        let config = kube::Config::incluster().map(bounded).map_err(|e| {
             Error::Config(format!(
                 "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster ({e}); pass --kubeconfig, \
                  or --snapshot FILE to work offline"
@@ -61,15 +61,15 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
     let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map(with_read_timeout)
+        .map(bounded)
         .map_err(|e| bad_kubeconfig(&source, e))?;
     Ok(KubeTarget { config, hint, source: format!("context {context:?} of {source}") })
 }
 
 /// kube leaves reads without a timeout, so a server that accepts and never answers would hang the command
 /// (a page of 500 pods arrives in well under this); and its default retry layer waits up to 15 times, up to
-/// 1000 s each, in silence. Reads retry in `kube::retry` instead: bounded, and saying that they wait.
-fn with_read_timeout(mut config: kube::Config) -> kube::Config {
+/// 1000 s each, in silence. Reads retry in `collect::kube::retry` instead: bounded, and saying that they wait.
+fn bounded(mut config: kube::Config) -> kube::Config {
     config.read_timeout.get_or_insert(std::time::Duration::from_secs(60));
     config.default_retry = false;
     config

@@ -58,12 +58,12 @@ impl IamClients {
         Ok(IamClients { caller, partition, by_account })
     }
 
-    /// Why a role cannot be read with these clients: another partition, or an account without a client.
-    /// Never asks IAM by name in the wrong partition, where the same name may be another role.
-    pub fn unreadable(&self, role: &RoleArn) -> Option<ReportError> {
+    /// The client that can read `role`, or why none can: another partition (IAM is never asked by name in
+    /// the wrong partition, where the same name may be another role), or an account without a client.
+    pub fn client_for(&self, role: &RoleArn) -> Result<&Client, ReportError> {
         let arn = role.to_string();
         if role.partition != self.partition {
-            return Some(ReportError {
+            return Err(ReportError {
                 code: ProblemCode::CrossPartitionRole,
                 message: format!(
                     "role {arn} is in partition {}, but the credentials in use are in {} (account {}); run the audit \
@@ -72,17 +72,14 @@ impl IamClients {
                 ),
             });
         }
-        if self.for_account(&role.account).is_none() {
-            return Some(ReportError {
-                code: ProblemCode::CrossAccountRole,
-                message: format!(
-                    "role {arn} is in account {}, not in the audited account {}; pass --account-role {}=ROLE_ARN \
-                     naming a role there that may call GetRole and the last-accessed actions",
-                    role.account, self.caller, role.account
-                ),
-            });
-        }
-        None
+        self.for_account(&role.account).ok_or_else(|| ReportError {
+            code: ProblemCode::CrossAccountRole,
+            message: format!(
+                "role {arn} is in account {}, not in the audited account {}; pass --account-role {}=ROLE_ARN naming a \
+                 role there that may call GetRole and the last-accessed actions",
+                role.account, self.caller, role.account
+            ),
+        })
     }
 
     /// The client that can read roles of `account`, if any.
@@ -115,7 +112,7 @@ pub async fn reports(
     let mut pending: FuturesUnordered<_> = roles
         .iter()
         .map(|role| {
-            let client = iam.for_account(&role.account);
+            let client = iam.client_for(role);
             let calls = calls.clone();
             async move {
                 let arn = role.to_string();
@@ -124,15 +121,9 @@ pub async fn reports(
                 {
                     return cached;
                 }
-                let report = match (client, iam.unreadable(role)) {
-                    (Some(client), None) => one_role(client, role, settings, &calls).await,
-                    (_, error) => {
-                        let e = error.unwrap_or(ReportError {
-                            code: ProblemCode::LastAccessedFailed,
-                            message: format!("no IAM client for {arn}"),
-                        });
-                        failed(&arn, settings.granularity, e.code, e.message)
-                    }
+                let report = match client {
+                    Ok(client) => one_role(client, role, settings, &calls).await,
+                    Err(e) => failed(&arn, settings.granularity, e.code, e.message),
                 };
                 settings.cache.put(&report);
                 report

@@ -69,9 +69,9 @@ impl KubeError {
             e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => format!(
                 "cannot reach the Kubernetes API server at {server} to {what}: {}; check the context and that the \
                  cluster is reachable",
-                super::aws::causes(e)
+                super::causes(e)
             ),
-            e => format!("failed to {what}: {}", super::aws::causes(e)),
+            e => format!("failed to {what}: {}", super::causes(e)),
         }
     }
 }

@@ -122,6 +122,21 @@ async fn pod_identity(
     }
 }
 
+/// An error and its sources, joined with `: `, skipping a cause its parent's message already holds.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !msg.is_empty() && !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 impl Snapshot {
     /// Puts every list in a stable order, so snapshots and output diff cleanly.
     pub fn sort(&mut self) {

@@ -22,11 +22,9 @@ pub async fn details(iam: &IamClients, roles: &[RoleArn]) -> Vec<RoleDetails> {
                 trust_policy: None,
                 error: Some(ReportError { code, message }),
             };
-            if let Some(e) = iam.unreadable(role) {
-                return failed(e.code, e.message);
-            }
-            let Some(client) = iam.for_account(&role.account) else {
-                return failed(ProblemCode::CrossAccountRole, format!("no IAM client for account {}", role.account));
+            let client = match iam.client_for(role) {
+                Ok(client) => client,
+                Err(e) => return failed(e.code, e.message),
             };
             match client.get_role().role_name(&role.name).send().await {
                 Ok(out) => {

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::arn::RoleArn;
 use crate::model::{API_VERSION, BindingList, Problem, ProblemCode, RoleDetails, Severity, Snapshot, Source};
 use trust::Trust;
 
@@ -126,18 +125,13 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
             }
             continue;
         }
-        let Some(doc) = role.trust_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()) else { continue };
         let verdict = match b.source {
-            Source::PodIdentity => trust::pod_identity(&doc),
+            Source::PodIdentity => trust::document(role).map(|doc| trust::pod_identity(&doc)),
             Source::Irsa => {
-                // A role in another account trusts the cluster's issuer through the OIDC provider
-                // registered in its own account.
-                let (Some(issuer), Ok(role_arn)) = (&snap.cluster.oidc_issuer, b.role_arn.parse::<RoleArn>()) else {
-                    continue;
-                };
-                trust::irsa(&doc, issuer, &role_arn.account, &b.namespace, &b.service_account)
+                trust::irsa_binding(role, snap.cluster.oidc_issuer.as_deref(), &b.namespace, &b.service_account)
             }
         };
+        let Some(verdict) = verdict else { continue };
         let fix = match b.source {
             Source::Irsa => format!(
                 "allow sts:AssumeRoleWithWebIdentity from oidc-provider/{} with StringEquals on sub \
@@ -171,8 +165,7 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
 
 /// A Pod Identity target role that does not let the association's role chain into it.
 fn chain_problem(b: &crate::model::Binding, target: &str, details: &HashMap<&str, &RoleDetails>) -> Option<Problem> {
-    let doc: serde_json::Value =
-        details.get(target)?.trust_policy.as_deref().and_then(|t| serde_json::from_str(t).ok())?;
+    let doc = trust::document(details.get(target)?)?;
     match trust::chained(&doc, &b.role_arn) {
         Trust::Ok | Trust::TooWide(_) => None,
         Trust::Mismatch(why) => Some(Problem {

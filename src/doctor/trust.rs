@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::model::RoleDetails;
 use crate::policy::{Case, glob_match, percent_decode, wildcard_match};
 
 /// What the trust policy says about one binding.
@@ -182,6 +183,24 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
     }
 }
 
+/// The trust policy `GetRole` returned for a role, parsed; `None` when it could not be read.
+pub fn document(details: &RoleDetails) -> Option<Value> {
+    details.trust_policy.as_deref().and_then(|t| serde_json::from_str(t).ok())
+}
+
+/// [`irsa`] for a binding of a role as `GetRole` described it: the cluster's issuer, through the OIDC
+/// provider registered in the role's own account (a cross-account role trusts the issuer through its
+/// account's provider). `None` when the trust policy, the role's ARN or the issuer is unknown.
+pub fn irsa_binding(
+    details: &RoleDetails,
+    issuer: Option<&str>,
+    namespace: &str,
+    service_account: &str,
+) -> Option<Trust> {
+    let role = details.role_arn.parse::<crate::arn::RoleArn>().ok()?;
+    Some(irsa(&document(details)?, issuer?, &role.account, namespace, service_account))
+}
+
 /// Pod Identity: does the role trust `pods.eks.amazonaws.com` with both `sts:AssumeRole` and `sts:TagSession`?
 pub fn pod_identity(doc: &Value) -> Trust {
     const SERVICE: &str = "pods.eks.amazonaws.com";
@@ -212,15 +231,13 @@ pub fn chained(doc: &Value, source: &str) -> Trust {
     if let Some(why) = open_to_anyone(doc) {
         return Trust::TooWide(why);
     }
-    let account = source.parse::<crate::arn::RoleArn>().map(|a| a.account).unwrap_or_default();
+    let (partition, account) =
+        source.parse::<crate::arn::RoleArn>().map(|a| (a.partition, a.account)).unwrap_or_default();
     let account = account.as_str();
     let trusts_source = |s: &Value| match s.get("Principal") {
         Some(Value::String(p)) => p == "*",
         Some(Value::Object(p)) => strings(p.get("AWS")).iter().any(|a| {
-            *a == "*"
-                || *a == source
-                || *a == account
-                || *a == format!("arn:{}:iam::{account}:root", partition_of(source))
+            *a == "*" || *a == source || *a == account || *a == format!("arn:{partition}:iam::{account}:root")
         }),
         _ => false,
     };
@@ -237,11 +254,6 @@ pub fn chained(doc: &Value, source: &str) -> Trust {
         }
         (false, _) => Trust::Mismatch(format!("no statement allows sts:AssumeRole and sts:TagSession to {source}")),
     }
-}
-
-/// The partition of an ARN (`aws` when it cannot be read).
-fn partition_of(arn: &str) -> String {
-    arn.parse::<crate::arn::RoleArn>().map_or("aws".to_string(), |a| a.partition)
 }
 
 #[cfg(test)]

@@ -131,6 +131,9 @@ impl<'a> Resolved<'a> {
                     None => {}
                 }
             }
+            // The configured binding holds every pod of its service account; a pod already counted there
+            // because it carries that very role is not added twice.
+            let configured = configured.filter(|key| !carried.contains(key));
             for key in carried {
                 let acc = r.bindings.entry(key).or_default();
                 acc.current.push(pod);
@@ -139,9 +142,7 @@ impl<'a> Resolved<'a> {
             }
             if let Some(key) = configured {
                 let acc = r.bindings.entry(key).or_default();
-                if !acc.pods.iter().any(|p| std::ptr::eq(*p, pod)) {
-                    acc.pods.push(pod);
-                }
+                acc.pods.push(pod);
                 acc.add_workload(&workload);
             }
             r.pods.push(PodView { pod, workload, creds });

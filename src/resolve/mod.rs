@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::arn::RoleQuery;
 use crate::model::{API_VERSION, Binding, BindingList, PodInfo, Snapshot, Source};
-use bindings::{AUDIENCE_ANNOTATION, Key, Resolved, TOKEN_EXPIRATION_ANNOTATION};
+use bindings::{AUDIENCE_ANNOTATION, Resolved, TOKEN_EXPIRATION_ANNOTATION};
 
 /// Resolves every binding in the snapshot and the problems found on the way.
 pub fn resolve(snap: &Snapshot) -> BindingList {
@@ -37,7 +37,6 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
             carrying.entry((k.0, k.1)).or_default().push(k.3);
         }
     }
-    let expected: HashSet<Key<'_>> = r.bindings.keys().filter_map(|k| r.expected(k.0, k.1).key(k.0, k.1)).collect();
 
     let mut items = Vec::with_capacity(r.bindings.len());
     for (key, acc) in std::mem::take(&mut r.bindings) {
@@ -47,7 +46,7 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
         }
         let effective = match carrying.get(&(ns, sa)) {
             Some(sources) => sources.contains(&source),
-            None => expected.contains(&key),
+            None => r.expected(ns, sa).key(ns, sa) == Some(key),
         };
         let sa_info = r.service_accounts.get(&(ns, sa));
         let annotation = |k: &str| sa_info.and_then(|s| s.annotations.get(k)).cloned();

@@ -32,6 +32,7 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     timeout: Duration,
     home: TempDir,
+    stdout_closed: bool,
 }
 
 impl Default for Cmd {
@@ -50,6 +51,7 @@ impl Cmd {
             stdin: None,
             timeout: Duration::from_secs(60),
             home: tempfile::tempdir().expect("temp HOME"),
+            stdout_closed: false,
         }
     }
 
@@ -99,6 +101,13 @@ impl Cmd {
         self
     }
 
+    /// Closes the read end of stdout as soon as the binary starts, as `| head -0` would: its writes fail
+    /// with a broken pipe.
+    pub fn stdout_closed(mut self) -> Self {
+        self.stdout_closed = true;
+        self
+    }
+
     /// The scrubbed HOME, to plant files (e.g. `.aws/config`) a test wants the binary to see.
     pub fn home(&self) -> &Path {
         self.home.path()
@@ -136,6 +145,9 @@ impl Cmd {
         let mut child = self.command().spawn().expect("spawn the binary under test");
         if let (Some(input), Some(mut stdin)) = (self.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || stdin.write_all(&input));
+        }
+        if self.stdout_closed {
+            drop(child.stdout.take());
         }
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());

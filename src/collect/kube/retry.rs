@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-
 use http_body_util::BodyExt;
 use kube::core::Status;
 
@@ -42,7 +41,7 @@ pub struct Exhausted {
 }
 
 /// Transient API answers worth another try: throttling and server errors.
-pub fn retryable(e: &kube::Error) -> bool {
+fn retryable(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if matches!(s.code, 429 | 500 | 502 | 503 | 504))
 }
 
