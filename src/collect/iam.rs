@@ -117,7 +117,7 @@ pub async fn reports(
             async move {
                 let arn = role.to_string();
                 if !settings.refresh
-                    && let Some(cached) = settings.cache.get(&arn, settings.granularity, now)
+                    && let Some(cached) = settings.cache.get(&iam.caller, &arn, settings.granularity, now)
                 {
                     return cached;
                 }
@@ -125,7 +125,7 @@ pub async fn reports(
                     Ok(client) => one_role(client, role, settings, &calls).await,
                     Err(e) => failed(&arn, settings.granularity, e.code, e.message),
                 };
-                settings.cache.put(&report);
+                settings.cache.put(&iam.caller, &report);
                 report
             }
         })
