@@ -2,10 +2,13 @@
 //! the type does not know, the kustomization lists every file and renders with real kustomize, the CronJob runs
 //! locked down (non-root, read-only root filesystem, no capabilities, seccomp, requests and limits, one run at a
 //! time, cluster name by env), the RBAC grants no wildcard and nothing on Secrets; `drift` proves the ClusterRole
-//! and the IAM policies equal what the binary calls, and `krew` checks `krew.yaml` against krew's rules.
+//! and the IAM policies equal what the binary calls, `admission` evaluates the admission policy that keeps the
+//! auditor to its annotations, and `krew` checks `krew.yaml` against krew's rules.
 
 mod support;
 
+#[path = "manifests/admission.rs"]
+mod admission;
 #[path = "manifests/drift.rs"]
 mod drift;
 #[path = "manifests/krew.rs"]
@@ -15,6 +18,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Container, Namespace, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
@@ -64,6 +68,8 @@ pub struct Manifests {
     pub cluster_roles: Vec<ClusterRole>,
     pub bindings: Vec<ClusterRoleBinding>,
     pub cron_jobs: Vec<CronJob>,
+    pub admission_policies: Vec<ValidatingAdmissionPolicy>,
+    pub admission_bindings: Vec<ValidatingAdmissionPolicyBinding>,
 }
 
 impl Manifests {
@@ -77,6 +83,8 @@ impl Manifests {
                     "ClusterRole" => m.cluster_roles.push(typed(&doc, file)),
                     "ClusterRoleBinding" => m.bindings.push(typed(&doc, file)),
                     "CronJob" => m.cron_jobs.push(typed(&doc, file)),
+                    "ValidatingAdmissionPolicy" => m.admission_policies.push(typed(&doc, file)),
+                    "ValidatingAdmissionPolicyBinding" => m.admission_bindings.push(typed(&doc, file)),
                     other => panic!("{file}: unexpected kind {other:?}; teach tests/manifests.rs to check it"),
                 }
             }
@@ -144,6 +152,26 @@ fn kustomization_lists_every_file() {
     assert!(pairs.iter().any(|p| p[NAME_LABEL.0] == NAME_LABEL.1), "{NAME_LABEL:?} on every object: {k}");
 }
 
+/// The kustomization's `images:` entry (where a deployer pins the digest) names the image the CronJob runs,
+/// so pinning there takes effect; a digest, when given, is a full sha256.
+#[test]
+fn the_image_can_be_pinned_in_the_kustomization() {
+    let docs = documents("kustomization.yaml");
+    let images = docs[0]["images"].as_array().expect("an images: entry");
+    let m = Manifests::load();
+    let image = m.container().image.as_deref().expect("image");
+    let name = image.split(['@', ':']).next().expect("name");
+    let entry = images.iter().find(|i| i["name"] == name).unwrap_or_else(|| panic!("no images: entry for {name}"));
+    if let Some(digest) = entry.get("digest").and_then(Value::as_str) {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{digest}");
+    } else {
+        assert!(entry["newTag"].is_string(), "a tag or a digest: {entry}");
+    }
+    let text = std::fs::read_to_string(manifests_dir().join("kustomization.yaml")).expect("read");
+    assert!(text.contains("digest: sha256:"), "the kustomization shows how to pin by digest");
+}
+
 /// kubectl's built-in kustomize renders what `kubectl apply -k manifests/` would apply.
 #[test]
 fn kubectl_kustomize_renders_the_labelled_objects() {
@@ -151,7 +179,15 @@ fn kubectl_kustomize_renders_the_labelled_objects() {
     assert!(out.status.success(), "kubectl kustomize failed: {}", String::from_utf8_lossy(&out.stderr));
     let rendered: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("YAML");
     let kinds: BTreeSet<&str> = rendered.iter().filter_map(|d| d["kind"].as_str()).collect();
-    let expected = ["ClusterRole", "ClusterRoleBinding", "CronJob", "Namespace", "ServiceAccount"];
+    let expected = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CronJob",
+        "Namespace",
+        "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ];
     assert_eq!(kinds, expected.into_iter().collect());
     for doc in &rendered {
         assert_eq!(doc["metadata"]["labels"][NAME_LABEL.0], NAME_LABEL.1, "label on {}", doc["kind"]);
