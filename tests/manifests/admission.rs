@@ -110,6 +110,9 @@ fn service_account() -> Value {
     })
 }
 
+/// A named edit of an object.
+type Change = (&'static str, fn(&mut Value));
+
 fn denied(verdict: &Verdict) -> bool {
     matches!(verdict, Verdict::Denied(_))
 }
@@ -143,7 +146,7 @@ fn the_auditor_may_add_change_and_remove_its_own_annotations() {
 fn the_auditor_may_not_change_a_spec() {
     let p = policy();
     let old = deployment(json!({}));
-    let cases: [(&str, fn(&mut Value)); 4] = [
+    let cases: [Change; 4] = [
         ("image", |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil/miner:latest")),
         ("service account", |d| d["spec"]["template"]["spec"]["serviceAccountName"] = json!("admin")),
         ("replicas", |d| d["spec"]["replicas"] = json!(0)),
@@ -164,7 +167,7 @@ fn the_auditor_may_not_change_a_spec() {
 fn the_auditor_may_not_touch_other_annotations_labels_or_owners() {
     let p = policy();
     let old = deployment(json!({"team.example.com/owner": "shop", "iam-roles.io/unused-services": "kms"}));
-    let cases: [(&str, fn(&mut Value)); 7] = [
+    let cases: [Change; 7] = [
         ("foreign annotation changed", |d| d["metadata"]["annotations"]["team.example.com/owner"] = json!("evil")),
         ("foreign annotation added", |d| {
             d["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] = json!("arn:aws:iam::111122223333:role/admin")
@@ -195,7 +198,7 @@ fn the_auditor_may_not_touch_other_annotations_labels_or_owners() {
 fn the_auditor_may_not_change_a_service_accounts_token_settings() {
     let p = policy();
     let old = service_account();
-    let cases: [(&str, fn(&mut Value)); 3] = [
+    let cases: [Change; 3] = [
         ("automount", |sa| sa["automountServiceAccountToken"] = json!(false)),
         ("secrets", |sa| sa["secrets"] = json!([{"name": "stolen-token"}])),
         ("image pull secrets", |sa| sa["imagePullSecrets"] = json!([{"name": "registry"}])),
