@@ -16,7 +16,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kubectl_iam_roles::cli::{AwsArgs, KubeArgs};
 use kubectl_iam_roles::collect;
 use kubectl_iam_roles::model::*;
 use serde_json::{Value, json};
@@ -300,7 +299,7 @@ fn measure_collect(url: &str, label: &str, size: &Size, runs: usize) {
     );
     std::fs::write(&kubeconfig, yaml).expect("write kubeconfig");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let kube_args = KubeArgs { kubeconfig: Some(kubeconfig.clone()), all_namespaces: true, ..Default::default() };
+    let options = collect::Options { kubeconfig: Some(kubeconfig.clone()), all_namespaces: true, ..Default::default() };
     let client = runtime.block_on(async {
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
@@ -315,7 +314,7 @@ fn measure_collect(url: &str, label: &str, size: &Size, runs: usize) {
         let start = Instant::now();
         let snap = runtime
             .block_on(async {
-                let conn = collect::Connection::open(&kube_args, &AwsArgs::default()).await?;
+                let conn = collect::Connection::open(&options).await?;
                 collect::live(&conn, None).await
             })
             .expect("collect");

@@ -3,26 +3,51 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A parsed IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+/// Any ARN: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with a real partition and no whitespace or
+/// control characters. The one place an ARN string is split; [`RoleArn`], EKS cluster ARNs, OIDC provider
+/// ARNs and the caller's STS ARN are all read through it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RoleArn {
+pub struct Arn {
     pub partition: String,
+    pub service: String,
+    /// Empty for global services (IAM).
+    pub region: String,
+    /// Empty for resources of no account (S3 buckets).
     pub account: String,
-    /// The role path, always starting and ending with `/` (`/` when the role has none).
-    pub path: String,
-    pub name: String,
+    /// Everything after the fifth colon (`role/team/app`, `cluster/prod`).
+    pub resource: String,
 }
 
-/// Why a string is not an IAM role ARN.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME): {1}")]
-pub struct ArnError(pub String, pub &'static str);
+impl Arn {
+    /// This ARN's resource after `kind/` (`cluster/prod` -> `prod` for `kind` "cluster").
+    pub fn resource_of(&self, kind: &str) -> Option<&str> {
+        self.resource.strip_prefix(kind)?.strip_prefix('/').filter(|rest| !rest.is_empty())
+    }
 
-impl FromStr for RoleArn {
+    /// The EKS cluster this ARN names: `arn:aws:eks:REGION:ACCOUNT:cluster/NAME`.
+    pub fn eks_cluster(&self) -> Option<&str> {
+        (self.service == "eks" && !self.region.is_empty()).then(|| self.resource_of("cluster")).flatten()
+    }
+}
+
+/// Why a string is not the ARN wanted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not {wanted}: {reason}")]
+pub struct ArnError {
+    pub value: String,
+    /// What was expected, with an example.
+    pub wanted: &'static str,
+    pub reason: &'static str,
+}
+
+const AN_ARN: &str = "an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE)";
+const A_ROLE_ARN: &str = "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)";
+
+impl FromStr for Arn {
     type Err = ArnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| ArnError(s.to_string(), why);
+        let err = |reason| ArnError { value: s.to_string(), wanted: AN_ARN, reason };
         // The webhook and IAM take the value verbatim: a stray space or newline is not trimmed away for them.
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err(whitespace_reason(s)));
@@ -38,16 +63,51 @@ impl FromStr for RoleArn {
                 "the partition must be one of aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc",
             ));
         }
-        if service != "iam" {
+        if service.is_empty() {
+            return Err(err("the service is empty"));
+        }
+        Ok(Arn {
+            partition: partition.to_string(),
+            service: service.to_string(),
+            region: region.to_string(),
+            account: account.to_string(),
+            resource: resource.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Arn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "arn:{}:{}:{}:{}:{}", self.partition, self.service, self.region, self.account, self.resource)
+    }
+}
+
+/// A parsed IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleArn {
+    pub partition: String,
+    pub account: String,
+    /// The role path, always starting and ending with `/` (`/` when the role has none).
+    pub path: String,
+    pub name: String,
+}
+
+impl FromStr for RoleArn {
+    type Err = ArnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason| ArnError { value: s.to_string(), wanted: A_ROLE_ARN, reason };
+        let arn: Arn = s.parse().map_err(|e: ArnError| err(e.reason))?;
+        if arn.service != "iam" {
             return Err(err("the service must be iam"));
         }
-        if !region.is_empty() {
+        if !arn.region.is_empty() {
             return Err(err("IAM ARNs have an empty region"));
         }
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !valid_account(&arn.account) {
             return Err(err("the account must be 12 digits"));
         }
-        let Some(path_and_name) = resource.strip_prefix("role/") else {
+        let Some(path_and_name) = arn.resource.strip_prefix("role/") else {
             return Err(err("the resource must start with role/"));
         };
         let (path, name) = match path_and_name.rfind('/') {
@@ -63,8 +123,13 @@ impl FromStr for RoleArn {
         if path.len() > 512 || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             return Err(err("the role path must be at most 512 printable ASCII characters"));
         }
-        Ok(RoleArn { partition: partition.to_string(), account: account.to_string(), path, name: name.to_string() })
+        Ok(RoleArn { partition: arn.partition, account: arn.account, path, name: name.to_string() })
     }
+}
+
+/// An AWS account id: 12 digits.
+pub fn valid_account(account: &str) -> bool {
+    account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The AWS partitions, as IAM ARNs name them.
@@ -130,7 +195,11 @@ impl RoleQuery {
         } else if valid_role_name(s) {
             Ok(RoleQuery::Name(s.to_string()))
         } else {
-            Err(ArnError(s.to_string(), "a role name is 1-64 of letters, digits and +=,.@_-"))
+            Err(ArnError {
+                value: s.to_string(),
+                wanted: "a role name or ARN",
+                reason: "a role name is 1-64 of letters, digits and +=,.@_-",
+            })
         }
     }
 
@@ -185,6 +254,23 @@ mod tests {
         ] {
             let e = bad.parse::<RoleArn>().unwrap_err();
             assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn any_arn_and_eks_clusters() {
+        let a: Arn = "arn:aws:eks:eu-west-1:111122223333:cluster/prod-eks".parse().unwrap();
+        assert_eq!(a.eks_cluster(), Some("prod-eks"));
+        assert_eq!((a.region.as_str(), a.account.as_str()), ("eu-west-1", "111122223333"));
+        assert_eq!(a.to_string(), "arn:aws:eks:eu-west-1:111122223333:cluster/prod-eks");
+        let sts: Arn = "arn:aws-cn:sts::111122223333:assumed-role/auditor/session".parse().unwrap();
+        assert_eq!((sts.partition.as_str(), sts.eks_cluster()), ("aws-cn", None));
+        assert_eq!(sts.resource_of("assumed-role"), Some("auditor/session"));
+        for bad in ["arn:aws:eks:eu-west-1:111122223333:cluster/", "arn:aws:eks::111122223333:cluster/x"] {
+            assert_eq!(bad.parse::<Arn>().unwrap().eks_cluster(), None, "{bad}");
+        }
+        for bad in ["arn:aws:eks", "arn:nope:eks:r:1:cluster/x", "arn:aws::r:1:x", "arn:aws:eks:r:1:cluster/a b"] {
+            assert!(bad.parse::<Arn>().is_err(), "{bad}");
         }
     }
 

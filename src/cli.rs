@@ -23,6 +23,23 @@ pub struct Cli {
     pub output: OutputArgs,
 }
 
+impl Cli {
+    /// What the flags ask `collect` to read.
+    pub fn collect_options(&self) -> crate::collect::Options {
+        let (k, a) = (&self.kube, &self.aws);
+        crate::collect::Options {
+            kubeconfig: k.kubeconfig.clone(),
+            context: k.context.clone(),
+            namespace: k.namespace.clone(),
+            all_namespaces: k.all_namespaces,
+            selector: k.selector.clone(),
+            cluster: a.cluster.clone(),
+            region: a.region.clone(),
+            profile: a.profile.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List service accounts and pods with the IAM role each runs as (the default).

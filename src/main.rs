@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(kubectl_iam_roles::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", kubectl_iam_roles::act::paint::escape(&e.to_string()));
+            // The message, then any failure underneath it that the message does not already name.
+            eprintln!("error: {}", kubectl_iam_roles::act::paint::escape(&kubectl_iam_roles::causes(&e)));
             ExitCode::from(e.exit_code())
         }
     }

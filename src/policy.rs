@@ -1,5 +1,7 @@
-//! IAM permission-policy documents, pure: parse them as IAM returns them, ask whether one allows an action,
-//! and draft a narrower copy that drops what Access Advisor says is unused ([`suggest`]).
+//! IAM policy documents, pure: the one model of permission and trust policies. Parse them as IAM returns
+//! them, ask whether one allows an action, read a statement's principals and conditions (the trust
+//! verdicts in `doctor::trust` are built on these), and draft a narrower copy that drops what Access
+//! Advisor says is unused ([`suggest`]).
 //!
 //! Evaluation here is per action only. Resources, `Principal` and conditions are carried over unchanged
 //! by every rewrite, so comparing which actions a statement matches is enough to prove a draft never
@@ -76,6 +78,63 @@ impl Actions {
             Actions::Action(patterns) => patterns.iter().any(|p| glob_match(p, action)),
             Actions::NotAction(patterns) => !patterns.iter().any(|p| glob_match(p, action)),
         }
+    }
+}
+
+impl Statement {
+    /// Whether the statement allows (rather than refuses).
+    pub fn allows(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The principals of one type (`AWS`, `Federated`, `Service`) the statement names.
+    /// `"Principal": "*"` names no principal of a type; ask [`Statement::names_anyone`] for that.
+    pub fn principals(&self, kind: &str) -> Vec<&str> {
+        match &self.principal {
+            Some(Value::Object(p)) => strings(p.get(kind)),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `"Principal": "*"`, or `*` as the principal of some type (`{"AWS": "*"}`): every principal.
+    pub fn names_anyone(&self) -> bool {
+        match &self.principal {
+            Some(Value::String(p)) => p == "*",
+            Some(Value::Object(p)) => p.values().any(|v| strings(Some(v)).contains(&"*")),
+            _ => false,
+        }
+    }
+
+    /// Whether the statement has any condition.
+    pub fn is_conditional(&self) -> bool {
+        self.condition.as_ref().and_then(Value::as_object).is_some_and(|c| !c.is_empty())
+    }
+
+    /// The values a condition operator (`StringEquals`, `StringLike`, with or without `ForAnyValue:`)
+    /// requires for `key`; operators and condition keys compare case-insensitively, as IAM does.
+    pub fn condition_values(&self, operator: &str, key: &str) -> Option<Vec<&str>> {
+        let conditions = self.condition.as_ref()?.as_object()?;
+        conditions.iter().find_map(|(op, block)| {
+            let op = op.strip_prefix("ForAnyValue:").unwrap_or(op);
+            if !op.eq_ignore_ascii_case(operator) {
+                return None;
+            }
+            block.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| strings(Some(v)))
+        })
+    }
+
+    /// A name for the statement in messages: its `Sid`, else its position (`#2`).
+    pub fn label(&self, index: usize) -> String {
+        self.sid.as_ref().map_or(format!("#{}", index + 1), |sid| format!("{sid:?}"))
+    }
+}
+
+/// A string or a list of strings, as IAM allows almost everywhere; anything else is no strings.
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    match v {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
     }
 }
 

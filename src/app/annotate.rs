@@ -31,7 +31,7 @@ pub(super) async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix:
         ));
     }
     check_prefix(prefix)?;
-    let conn = collect::Connection::open(&cli.kube, &cli.aws).await?;
+    let conn = collect::Connection::open(&cli.collect_options()).await?;
     let snap = collect::live(&conn, None).await?;
     print_warnings(cli, &snap);
     let list = resolve::resolve(&snap);

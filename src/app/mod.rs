@@ -158,9 +158,9 @@ fn scope_text(snap: &Snapshot) -> String {
 /// Collects live, or reads `--snapshot`; prints collection warnings to stderr either way.
 async fn load(cli: &Cli) -> Result<Snapshot> {
     let snap = match &cli.output.snapshot {
-        Some(path) => collect::snapshot::narrow(collect::snapshot::read(path)?, &cli.kube)?,
+        Some(path) => collect::snapshot::narrow(collect::snapshot::read(path)?, &cli.collect_options())?,
         None => {
-            let conn = collect::Connection::open(&cli.kube, &cli.aws).await?;
+            let conn = collect::Connection::open(&cli.collect_options()).await?;
             collect::live(&conn, cli.kube.selector.as_deref()).await?
         }
     };

@@ -46,7 +46,7 @@ where
     tracing::debug!("{}", aws_sdk_iam::error::DisplayErrorContext(e));
     let full = match e.as_service_error() {
         Some(service) => service.to_string(),
-        None => super::causes(e),
+        None => crate::causes(e),
     };
     let line = full.lines().next().unwrap_or_default();
     match line.char_indices().nth(300) {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, NamedAuthInfo};
 
-use crate::cli::KubeArgs;
+use super::Options;
+use crate::arn::Arn;
 use crate::{Error, Result};
 
 /// What a kubeconfig context tells about the EKS cluster behind it.
@@ -28,7 +29,7 @@ pub struct KubeTarget {
 
 /// Loads the kube configuration the way kubectl does: `--kubeconfig`, else `$KUBECONFIG`, else
 /// `~/.kube/config`, else the in-cluster service account.
-pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
+pub async fn load(args: &Options) -> Result<KubeTarget> {
     let from_file = match &args.kubeconfig {
         Some(path) => Some((
             Kubeconfig::read_from(path).map_err(|e| bad_kubeconfig(&path.display().to_string(), e))?,
@@ -38,10 +39,11 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
     };
     let Some((kubeconfig, source)) = from_file else {
         let config = kube::Config::incluster().map(bounded).map_err(|e| {
-            Error::Config(format!(
+            Error::config(format!(
                 "no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a cluster ({e}); pass --kubeconfig, \
                  or --snapshot FILE to work offline"
             ))
+            .because(e)
         })?;
         return Ok(KubeTarget { config, hint: ClusterHint::default(), source: "in-cluster configuration".into() });
     };
@@ -49,10 +51,10 @@ pub async fn load(args: &KubeArgs) -> Result<KubeTarget> {
         .context
         .clone()
         .or_else(|| kubeconfig.current_context.clone())
-        .ok_or_else(|| Error::Config(format!("kubeconfig {source} has no current context; pass --context NAME")))?;
+        .ok_or_else(|| Error::config(format!("kubeconfig {source} has no current context; pass --context NAME")))?;
     if !kubeconfig.contexts.iter().any(|c| c.name == context) {
         let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "context {context:?} is not in kubeconfig {source}; use one of: {}",
             if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
         )));
@@ -75,8 +77,9 @@ fn bounded(mut config: kube::Config) -> kube::Config {
     config
 }
 
-fn bad_kubeconfig(source: &str, e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("cannot use kubeconfig {source}: {e}; fix the file or pass another with --kubeconfig"))
+fn bad_kubeconfig(source: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::config(format!("cannot use kubeconfig {source}: {e}; fix the file or pass another with --kubeconfig"))
+        .because(e)
 }
 
 /// `$KUBECONFIG` (possibly several paths) or `~/.kube/config`; `None` when neither exists.
@@ -139,13 +142,9 @@ pub fn infer_cluster(kubeconfig: &Kubeconfig, context: &str) -> ClusterHint {
 
 /// `arn:aws:eks:REGION:ACCOUNT:cluster/NAME` -> (region, account, name).
 fn parse_eks_arn(s: &str) -> Option<(String, String, String)> {
-    let rest = s.strip_prefix("arn:")?;
-    let mut parts = rest.splitn(5, ':');
-    let (_partition, service, region, account, resource) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let name = resource.strip_prefix("cluster/")?;
-    (service == "eks" && !region.is_empty() && !name.is_empty())
-        .then(|| (region.to_string(), account.to_string(), name.to_string()))
+    let arn: Arn = s.parse().ok()?;
+    let name = arn.eks_cluster()?.to_string();
+    Some((arn.region, arn.account, name))
 }
 
 /// The value of the first of `names` in `args`, as `--flag value` or `--flag=value`.
@@ -234,5 +233,18 @@ users:
         );
         assert_eq!(infer_cluster(&kc, "iam-auth").name.as_deref(), Some("legacy"));
         assert_eq!(infer_cluster(&kc, "kind"), ClusterHint::default());
+    }
+
+    #[tokio::test]
+    async fn a_broken_kubeconfig_keeps_the_parse_error_underneath() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, "clusters: [not: a: list").unwrap();
+        let options = Options { kubeconfig: Some(path.clone()), ..Default::default() };
+        let Err(e) = load(&options).await else { panic!("a broken kubeconfig loads") };
+        assert!(matches!(e, Error::Config { .. }), "{e:?}");
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let source = std::error::Error::source(&e).expect("the parse error is kept");
+        assert!(source.downcast_ref::<kube::config::KubeconfigError>().is_some(), "{source:?}");
     }
 }

@@ -4,6 +4,7 @@ use aws_sdk_eks::Client;
 use aws_sdk_eks::error::ProvideErrorMetadata;
 use futures::{StreamExt, stream};
 
+use crate::arn::Arn;
 use crate::model::{Association, ClusterInfo, ServiceAccountRef};
 use crate::{Error, Result};
 
@@ -27,7 +28,7 @@ fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(
 }
 
 fn unknown_cluster(name: &str, region: &str) -> Error {
-    Error::Aws(format!(
+    Error::aws(format!(
         "EKS cluster {name:?} does not exist in region {region} for these AWS credentials; check --cluster and --region \
          (or the kubeconfig context they were inferred from)"
     ))
@@ -42,8 +43,8 @@ pub async fn describe_cluster(client: &Client, info: &mut ClusterInfo, warnings:
     match client.describe_cluster().name(&name).send().await {
         Ok(out) => {
             if let Some(cluster) = out.cluster() {
-                if let Some(account) = cluster.arn().and_then(|arn| arn.split(':').nth(4)) {
-                    info.account = Some(account.to_string());
+                if let Some(arn) = cluster.arn().and_then(|arn| arn.parse::<Arn>().ok()) {
+                    info.account = Some(arn.account);
                 }
                 info.oidc_issuer =
                     cluster.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()).map(str::to_string);

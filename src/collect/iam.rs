@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use tokio::sync::Semaphore;
 
 use super::cache::Cache;
-use crate::arn::RoleArn;
+use crate::arn::{Arn, RoleArn};
 use crate::model::{Granularity, ProblemCode, ReportError, RoleReport, ServiceAccess, TrackedAction};
 use crate::{Error, Result};
 
@@ -142,7 +142,7 @@ pub async fn reports(
 /// The account and partition of the credentials in use; failing here means there are no usable credentials.
 async fn caller_identity(sdk: &SdkConfig) -> Result<(String, String)> {
     if let Err(reason) = super::aws::check_credentials(sdk).await {
-        return Err(Error::Aws(format!(
+        return Err(Error::aws(format!(
             "the audit needs AWS credentials: {reason}; configure them (aws configure, AWS_PROFILE or --profile)"
         )));
     }
@@ -153,17 +153,17 @@ async fn caller_identity(sdk: &SdkConfig) -> Result<(String, String)> {
     let sts = aws_sdk_sts::Client::from_conf(config);
     match sts.get_caller_identity().send().await {
         Ok(out) => {
-            let account =
-                out.account().ok_or_else(|| Error::Aws("sts:GetCallerIdentity returned no account".into()))?;
+            let account = out.account().ok_or_else(|| Error::aws("sts:GetCallerIdentity returned no account"))?;
             // The caller's ARN names the partition (arn:aws-cn:sts::...); without it, assume the commercial one.
-            let partition = out.arn().and_then(|arn| arn.split(':').nth(1)).filter(|p| !p.is_empty()).unwrap_or("aws");
-            Ok((account.to_string(), partition.to_string()))
+            let partition = out.arn().and_then(|arn| arn.parse::<Arn>().ok()).map_or("aws".into(), |arn| arn.partition);
+            Ok((account.to_string(), partition))
         }
-        Err(e) => Err(Error::Aws(format!(
+        Err(e) => Err(Error::aws(format!(
             "cannot tell which AWS account the credentials belong to: sts:GetCallerIdentity failed ({}); check the \
              credentials and that STS is reachable",
             super::aws::error_sentence(&e)
-        ))),
+        ))
+        .because(e)),
     }
 }
 

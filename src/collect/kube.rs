@@ -69,9 +69,9 @@ impl KubeError {
             e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => format!(
                 "cannot reach the Kubernetes API server at {server} to {what}: {}; check the context and that the \
                  cluster is reachable",
-                super::causes(e)
+                crate::causes(e)
             ),
-            e => format!("failed to {what}: {}", super::causes(e)),
+            e => format!("failed to {what}: {}", crate::causes(e)),
         }
     }
 }

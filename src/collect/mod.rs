@@ -10,9 +10,30 @@ pub mod policies;
 pub mod roles;
 pub mod snapshot;
 
-use crate::cli::{AwsArgs, KubeArgs};
+use std::path::PathBuf;
+
 use crate::model::{ClusterInfo, PodIdentityData, Scope, Snapshot};
 use crate::{Error, Result};
+
+/// What to read: the kubeconfig and context, the namespace scope and label selector, and the EKS cluster,
+/// region and AWS profile. The command line fills it in; `collect` depends on the model only, never on
+/// `cli` or the judges.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The kubeconfig file (default: `$KUBECONFIG`, then `~/.kube/config`, then in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current one).
+    pub context: Option<String>,
+    /// One namespace (default: the context's), unless `all_namespaces`.
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+    /// A label selector on pods.
+    pub selector: Option<String>,
+    /// The EKS cluster, region and AWS profile (default: inferred from the context).
+    pub cluster: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
 
 /// A connected cluster: the client and what we know of the cluster before reading anything.
 pub struct Connection {
@@ -27,23 +48,24 @@ pub struct Connection {
 
 impl Connection {
     /// Loads the kube configuration and builds the client; nothing is requested yet.
-    pub async fn open(kube_args: &KubeArgs, aws_args: &AwsArgs) -> Result<Self> {
-        let target = context::load(kube_args).await?;
-        let namespace = if kube_args.all_namespaces {
+    pub async fn open(options: &Options) -> Result<Self> {
+        let target = context::load(options).await?;
+        let namespace = if options.all_namespaces {
             None
         } else {
-            Some(kube_args.namespace.clone().unwrap_or_else(|| target.config.default_namespace.clone()))
+            Some(options.namespace.clone().unwrap_or_else(|| target.config.default_namespace.clone()))
         };
         let server = target.config.cluster_url.to_string();
-        let client = ::kube::Client::try_from(target.config)
-            .map_err(|e| Error::Config(format!("cannot build a Kubernetes client from {}: {e}", target.source)))?;
+        let client = ::kube::Client::try_from(target.config).map_err(|e| {
+            Error::config(format!("cannot build a Kubernetes client from {}: {e}", target.source)).because(e)
+        })?;
         let cluster = ClusterInfo {
-            name: aws_args.cluster.clone().or(target.hint.name),
-            region: aws_args.region.clone().or(target.hint.region),
+            name: options.cluster.clone().or(target.hint.name),
+            region: options.region.clone().or(target.hint.region),
             account: target.hint.account,
             oidc_issuer: None,
         };
-        let profile = aws_args.profile.clone().or(target.hint.profile);
+        let profile = options.profile.clone().or(target.hint.profile);
         Ok(Connection { client, server, namespace, cluster, profile })
     }
 }
@@ -65,8 +87,8 @@ pub async fn live(conn: &Connection, selector: Option<&str>) -> Result<Snapshot>
         kube::owners(client, ns),
         pod_identity(&mut cluster, profile.as_deref(), ns, &mut pod_identity_warnings),
     );
-    snap.pods = pods.map_err(|e| Error::Kube(e.explain(server)))?;
-    snap.service_accounts = sas.map_err(|e| Error::Kube(e.explain(server)))?;
+    snap.pods = pods.map_err(|e| Error::kube(e.explain(server)).because(e.source))?;
+    snap.service_accounts = sas.map_err(|e| Error::kube(e.explain(server)).because(e.source))?;
     for (kind, result) in owners {
         match result {
             Ok(o) => snap.owners.extend(o),
@@ -120,21 +142,6 @@ async fn pod_identity(
         }
         Err(reason) => skipped(reason),
     }
-}
-
-/// An error and its sources, joined with `: `, skipping a cause its parent's message already holds.
-pub(crate) fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let msg = s.to_string();
-        if !msg.is_empty() && !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 impl Snapshot {

@@ -5,8 +5,8 @@ use futures::{StreamExt, stream};
 
 use super::iam::{IamClients, call_error};
 use crate::arn::RoleArn;
-use crate::doctor::trust::parse_document;
 use crate::model::{ProblemCode, ReportError, RoleDetails};
+use crate::policy;
 
 /// `GetRole` calls in flight at once.
 const CONCURRENCY: usize = 8;
@@ -29,11 +29,12 @@ pub async fn details(iam: &IamClients, roles: &[RoleArn]) -> Vec<RoleDetails> {
             match client.get_role().role_name(&role.name).send().await {
                 Ok(out) => {
                     let document = out.role().and_then(|r| r.assume_role_policy_document()).unwrap_or_default();
-                    match parse_document(document) {
-                        Ok(json) => {
-                            RoleDetails { role_arn: arn.clone(), trust_policy: Some(json.to_string()), error: None }
-                        }
-                        Err(e) => failed(ProblemCode::TrustPolicyMismatch, format!("role {arn}: {e}")),
+                    match policy::parse(document).and_then(|doc| serde_json::to_string(&doc)) {
+                        Ok(json) => RoleDetails { role_arn: arn.clone(), trust_policy: Some(json), error: None },
+                        Err(e) => failed(
+                            ProblemCode::TrustPolicyMismatch,
+                            format!("role {arn}: the trust policy is not a valid policy document: {e}"),
+                        ),
                     }
                 }
                 Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::cli::KubeArgs;
+use super::Options;
 use crate::model::{API_VERSION, Snapshot};
 use crate::selector::LabelSelector;
 use crate::{Error, Result};
@@ -10,20 +10,21 @@ use crate::{Error, Result};
 /// Reads a snapshot file written by `kubectl iam-roles snapshot` (JSON, or YAML with `-o yaml`).
 pub fn read(path: &Path) -> Result<Snapshot> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::Snapshot(format!("cannot read snapshot {shown}: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::snapshot(format!("cannot read snapshot {shown}: {e}")).because(e))?;
     let parsed = if text.trim_start().starts_with('{') {
-        serde_json::from_str::<Snapshot>(&text).map_err(|e| e.to_string())
+        serde_json::from_str::<Snapshot>(&text).map_err(crate::Source::from)
     } else {
-        serde_saphyr::from_str::<Snapshot>(&text).map_err(|e| e.to_string())
+        serde_saphyr::from_str::<Snapshot>(&text).map_err(crate::Source::from)
     };
     let snap = parsed.map_err(|e| {
-        Error::Snapshot(format!(
+        Error::snapshot(format!(
             "{shown} is not a valid snapshot ({e}); write a new one with `kubectl iam-roles snapshot -A > FILE`"
         ))
+        .because(e)
     })?;
     if snap.api_version != API_VERSION || snap.kind != "Snapshot" {
-        return Err(Error::Snapshot(format!(
+        return Err(Error::snapshot(format!(
             "{shown} is a {} {} document, not a {API_VERSION} Snapshot; write one with `kubectl iam-roles snapshot`",
             snap.api_version, snap.kind
         )));
@@ -33,7 +34,7 @@ pub fn read(path: &Path) -> Result<Snapshot> {
 
 /// Narrows a snapshot to `-n` and `-l`. Without `-n`/`-A` an offline run covers the whole snapshot,
 /// since there is no kubeconfig context to take a default namespace from.
-pub fn narrow(mut snap: Snapshot, args: &KubeArgs) -> Result<Snapshot> {
+pub fn narrow(mut snap: Snapshot, args: &Options) -> Result<Snapshot> {
     if let Some(ns) = args.namespace.as_deref().filter(|_| !args.all_namespaces) {
         if let Some(taken) = snap.scope.namespace.as_deref().filter(|t| *t != ns) {
             return Err(Error::Usage(format!(

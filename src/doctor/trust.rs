@@ -5,10 +5,9 @@
 //! (`sts.amazonaws.com`). Pod Identity needs an Allow of both `sts:AssumeRole` and `sts:TagSession` to
 //! `Service: pods.eks.amazonaws.com`. Only Allow statements grant; a matching Deny refuses.
 
-use serde_json::Value;
-
+use crate::arn::Arn;
 use crate::model::RoleDetails;
-use crate::policy::{Case, glob_match, percent_decode, wildcard_match};
+use crate::policy::{self, Case, PolicyDocument, Statement, wildcard_match};
 
 /// What the trust policy says about one binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,114 +20,64 @@ pub enum Trust {
     Mismatch(String),
 }
 
-/// The documents IAM returns (`GetRole`'s `AssumeRolePolicyDocument`) are URL-encoded JSON.
-pub fn parse_document(text: &str) -> Result<Value, String> {
-    let decoded = if text.trim_start().starts_with('{') { text.to_string() } else { percent_decode(text) };
-
-    serde_json::from_str(&decoded).map_err(|e| format!("the trust policy is not valid JSON: {e}"))
-}
-
-/// A string or a list of strings, as IAM allows almost everywhere.
-fn strings(v: Option<&Value>) -> Vec<&str> {
-    match v {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn statements(doc: &Value) -> Vec<&Value> {
-    match doc.get("Statement") {
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(s @ Value::Object(_)) => vec![s],
-        _ => Vec::new(),
-    }
-}
-
 /// `StringLike`: `*` any run, `?` one character, case-sensitive (unlike action names).
 pub fn string_like(pattern: &str, text: &str) -> bool {
     wildcard_match(pattern, text, Case::Sensitive)
 }
 
-fn action_matches(statement: &Value, action: &str) -> bool {
-    if let Some(not) = statement.get("NotAction") {
-        return !strings(Some(not)).iter().any(|p| glob_match(p, action));
-    }
-    strings(statement.get("Action")).iter().any(|p| glob_match(p, action))
-}
-
-fn principal_matches(statement: &Value, key: &str, wanted: &str) -> bool {
-    match statement.get("Principal") {
-        Some(Value::String(s)) => s == "*",
-        Some(Value::Object(p)) => strings(p.get(key)).contains(&wanted) || strings(p.get("AWS")).contains(&"*"),
-        _ => false,
-    }
+/// A statement of `principal` type naming `wanted`, or naming anyone.
+fn principal_matches(statement: &Statement, kind: &str, wanted: &str) -> bool {
+    statement.names_anyone() || statement.principals(kind).contains(&wanted)
 }
 
 /// An Allow statement that lets anyone (`"*"`, `{"AWS": "*"}`, any principal type `*`) assume the role
 /// with no condition to narrow it: the role is open to every AWS account, whatever else the policy says.
-fn open_to_anyone(doc: &Value) -> Option<String> {
+fn open_to_anyone(doc: &PolicyDocument) -> Option<String> {
     const ASSUME: [&str; 3] = ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity", "sts:AssumeRoleWithSAML"];
-    statements(doc).into_iter().enumerate().find_map(|(i, s)| {
-        let anyone = match s.get("Principal") {
-            Some(Value::String(p)) => p == "*",
-            Some(Value::Object(p)) => p.values().any(|v| strings(Some(v)).contains(&"*")),
-            _ => false,
-        };
-        let narrowed = s.get("Condition").and_then(Value::as_object).is_some_and(|c| !c.is_empty());
-        let assumes = ASSUME.iter().any(|a| action_matches(s, a));
-        (effect(s) == "Allow" && anyone && assumes && !narrowed).then(|| {
-            let sid = s.get("Sid").and_then(Value::as_str).map_or(format!("#{}", i + 1), |sid| format!("{sid:?}"));
-            format!("statement {sid} lets any principal (\"*\") assume the role with no condition")
-        })
+    doc.statements.iter().enumerate().find_map(|(i, s)| {
+        let assumes = ASSUME.iter().any(|a| s.actions.matches(a));
+        (s.allows() && s.names_anyone() && assumes && !s.is_conditional())
+            .then(|| format!("statement {} lets any principal (\"*\") assume the role with no condition", s.label(i)))
     })
 }
 
-fn effect(statement: &Value) -> &str {
-    statement.get("Effect").and_then(Value::as_str).unwrap_or("")
-}
-
-/// The values a condition operator (`StringEquals`, `StringLike`, with or without `ForAnyValue:`)
-/// requires for `key`; condition keys compare case-insensitively.
-fn condition_values<'a>(statement: &'a Value, operator: &str, key: &str) -> Option<Vec<&'a str>> {
-    let conditions = statement.get("Condition")?.as_object()?;
-    conditions.iter().find_map(|(op, block)| {
-        let op = op.strip_prefix("ForAnyValue:").unwrap_or(op);
-        if !op.eq_ignore_ascii_case(operator) {
-            return None;
-        }
-        block.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| strings(Some(v)))
-    })
+/// Whether `doc` lets principals matching `trusted` take `action`: an Allow and no Deny.
+fn allowed(doc: &PolicyDocument, action: &str, trusted: impl Fn(&Statement) -> bool) -> bool {
+    let matching = |s: &Statement| trusted(s) && s.actions.matches(action);
+    let denied = doc.statements.iter().any(|s| !s.allows() && matching(s));
+    !denied && doc.statements.iter().any(|s| s.allows() && matching(s))
 }
 
 /// IRSA: may `system:serviceaccount:NS:SA` of the cluster with this OIDC issuer assume the role?
-pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_account: &str) -> Trust {
+pub fn irsa(doc: &PolicyDocument, issuer: &str, account: &str, namespace: &str, service_account: &str) -> Trust {
     let host_path = issuer.trim_start_matches("https://").trim_end_matches('/');
-    let provider_suffix = format!(":iam::{account}:oidc-provider/{host_path}");
+    let provider = format!("oidc-provider/{host_path}");
     let subject = format!("system:serviceaccount:{namespace}:{service_account}");
     let (sub_key, aud_key) = (format!("{host_path}:sub"), format!("{host_path}:aud"));
     let action = "sts:AssumeRoleWithWebIdentity";
 
-    let federated = |s: &Value| match s.get("Principal").and_then(|p| p.get("Federated")) {
-        Some(f) => strings(Some(f)).iter().any(|p| p.starts_with("arn:") && p.ends_with(&provider_suffix)),
-        None => false,
+    let federated = |s: &Statement| {
+        s.principals("Federated")
+            .iter()
+            .filter_map(|p| p.parse::<Arn>().ok())
+            .any(|p| p.service == "iam" && p.account == account && p.resource == provider)
     };
     if let Some(why) = open_to_anyone(doc) {
         return Trust::TooWide(why);
     }
     let mut reasons = Vec::new();
     let mut too_wide = None;
-    for s in statements(doc) {
-        if effect(s) == "Deny" && action_matches(s, action) && federated(s) {
+    for s in &doc.statements {
+        if !s.allows() && s.actions.matches(action) && federated(s) {
             return Trust::Mismatch("a Deny statement refuses web identity from this cluster".into());
         }
     }
-    for s in statements(doc).into_iter().filter(|s| effect(s) == "Allow") {
-        if !action_matches(s, action) {
+    for s in doc.statements.iter().filter(|s| s.allows()) {
+        if !s.actions.matches(action) {
             continue;
         }
         if !federated(s) {
-            let others = strings(s.get("Principal").and_then(|p| p.get("Federated"))).join(", ");
+            let others = s.principals("Federated").join(", ");
             if !others.is_empty() {
                 reasons.push(format!(
                     "it trusts the OIDC provider {others}, not this cluster's oidc-provider/{host_path}"
@@ -136,8 +85,8 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
             }
             continue;
         }
-        let equals = condition_values(s, "StringEquals", &sub_key);
-        let like = condition_values(s, "StringLike", &sub_key);
+        let equals = s.condition_values("StringEquals", &sub_key);
+        let like = s.condition_values("StringLike", &sub_key);
         let sub_ok = match (&equals, &like) {
             (Some(values), _) if values.contains(&subject.as_str()) => Some(false),
             (_, Some(patterns)) if patterns.iter().any(|p| string_like(p, &subject)) => {
@@ -151,7 +100,7 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
             reasons.push(format!("its sub condition allows {}, not {subject}", named.join(", ")));
             continue;
         };
-        let aud = condition_values(s, "StringEquals", &aud_key).or_else(|| condition_values(s, "StringLike", &aud_key));
+        let aud = s.condition_values("StringEquals", &aud_key).or_else(|| s.condition_values("StringLike", &aud_key));
         let aud_wide = match aud {
             Some(values) if values.contains(&"sts.amazonaws.com") => false,
             Some(values) => {
@@ -184,8 +133,8 @@ pub fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_a
 }
 
 /// The trust policy `GetRole` returned for a role, parsed; `None` when it could not be read.
-pub fn document(details: &RoleDetails) -> Option<Value> {
-    details.trust_policy.as_deref().and_then(|t| serde_json::from_str(t).ok())
+pub fn document(details: &RoleDetails) -> Option<PolicyDocument> {
+    details.trust_policy.as_deref().and_then(|t| policy::parse(t).ok())
 }
 
 /// [`irsa`] for a binding of a role as `GetRole` described it: the cluster's issuer, through the OIDC
@@ -202,18 +151,13 @@ pub fn irsa_binding(
 }
 
 /// Pod Identity: does the role trust `pods.eks.amazonaws.com` with both `sts:AssumeRole` and `sts:TagSession`?
-pub fn pod_identity(doc: &Value) -> Trust {
+pub fn pod_identity(doc: &PolicyDocument) -> Trust {
     const SERVICE: &str = "pods.eks.amazonaws.com";
     if let Some(why) = open_to_anyone(doc) {
         return Trust::TooWide(why);
     }
-    let allowed = |action: &str| {
-        let by_service = |s: &&Value| principal_matches(s, "Service", SERVICE) && action_matches(s, action);
-        let statements = statements(doc);
-        let denied = statements.iter().filter(|s| effect(s) == "Deny").any(by_service);
-        !denied && statements.iter().filter(|s| effect(s) == "Allow").any(by_service)
-    };
-    match (allowed("sts:AssumeRole"), allowed("sts:TagSession")) {
+    let by_service = |s: &Statement| principal_matches(s, "Service", SERVICE);
+    match (allowed(doc, "sts:AssumeRole", by_service), allowed(doc, "sts:TagSession", by_service)) {
         (true, true) => Trust::Ok,
         (true, false) => Trust::Mismatch(format!(
             "it allows sts:AssumeRole to {SERVICE} but not sts:TagSession, which Pod Identity needs to pass session tags"
@@ -227,27 +171,22 @@ pub fn pod_identity(doc: &Value) -> Trust {
 /// Pod Identity role chaining: may the association's role (`source`) assume the target role, with the
 /// session tags EKS passes along? The principal may name the role, its account (`ACCOUNT` or
 /// `arn:...:root`), or anyone.
-pub fn chained(doc: &Value, source: &str) -> Trust {
+pub fn chained(doc: &PolicyDocument, source: &str) -> Trust {
     if let Some(why) = open_to_anyone(doc) {
         return Trust::TooWide(why);
     }
-    let (partition, account) =
-        source.parse::<crate::arn::RoleArn>().map(|a| (a.partition, a.account)).unwrap_or_default();
-    let account = account.as_str();
-    let trusts_source = |s: &Value| match s.get("Principal") {
-        Some(Value::String(p)) => p == "*",
-        Some(Value::Object(p)) => strings(p.get("AWS")).iter().any(|a| {
-            *a == "*" || *a == source || *a == account || *a == format!("arn:{partition}:iam::{account}:root")
-        }),
-        _ => false,
+    let source_arn = source.parse::<crate::arn::RoleArn>().ok();
+    let account_root = |principal: &str| {
+        let (Ok(p), Some(role)) = (principal.parse::<Arn>(), &source_arn) else { return false };
+        p.partition == role.partition && p.service == "iam" && p.account == role.account && p.resource == "root"
     };
-    let allowed = |action: &str| {
-        let matching = |s: &&Value| trusts_source(s) && action_matches(s, action);
-        let statements = statements(doc);
-        !statements.iter().filter(|s| effect(s) == "Deny").any(matching)
-            && statements.iter().filter(|s| effect(s) == "Allow").any(matching)
+    let trusts_source = |s: &Statement| {
+        s.names_anyone()
+            || s.principals("AWS")
+                .iter()
+                .any(|a| *a == source || source_arn.as_ref().is_some_and(|r| *a == r.account) || account_root(a))
     };
-    match (allowed("sts:AssumeRole"), allowed("sts:TagSession")) {
+    match (allowed(doc, "sts:AssumeRole", trusts_source), allowed(doc, "sts:TagSession", trusts_source)) {
         (true, true) => Trust::Ok,
         (true, false) => {
             Trust::Mismatch(format!("it lets {source} assume it but not sts:TagSession, which role chaining needs"))

@@ -1,8 +1,25 @@
 //! Trust policies as they appear in real accounts.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
+
+/// The verdicts, on documents written as JSON here.
+fn typed(doc: &Value) -> PolicyDocument {
+    serde_json::from_value(doc.clone()).expect("a policy document")
+}
+
+fn irsa(doc: &Value, issuer: &str, account: &str, namespace: &str, service_account: &str) -> Trust {
+    super::irsa(&typed(doc), issuer, account, namespace, service_account)
+}
+
+fn pod_identity(doc: &Value) -> Trust {
+    super::pod_identity(&typed(doc))
+}
+
+fn chained(doc: &Value, source: &str) -> Trust {
+    super::chained(&typed(doc), source)
+}
 
 const ISSUER: &str = "https://oidc.eks.us-west-2.amazonaws.com/id/5C9F2A7B41D3E8F06A1B2C3D4E5F6A7B";
 const HOST: &str = "oidc.eks.us-west-2.amazonaws.com/id/5C9F2A7B41D3E8F06A1B2C3D4E5F6A7B";
@@ -108,8 +125,9 @@ fn url_encoded_documents_from_get_role() {
         })
         .collect();
     assert!(encoded.starts_with("%7B"));
-    assert_eq!(check(&parse_document(&encoded).unwrap()), Trust::Ok);
-    assert!(parse_document("%7Bnot json").is_err());
+    let parsed = policy::parse(&encoded).unwrap();
+    assert_eq!(super::irsa(&parsed, ISSUER, "111122223333", "payments", "api"), Trust::Ok);
+    assert!(policy::parse("%7Bnot json").is_err());
 }
 
 #[test]
