@@ -4,7 +4,8 @@
 //! workload carries a stale annotation to remove. Then every Kubernetes request must be allowed by the
 //! ClusterRole and every (group, resource, verb) of the ClusterRole must have been used; the IAM and EKS actions
 //! called must be those of `iam-policy.json`, each on a resource its statements name, and `sts:AssumeRole`
-//! (`--account-role`) that of `iam-policy-cross-account.json`.
+//! (`--account-role`) that of `iam-policy-cross-account.json`. `doctor`, `snapshot` and `audit --suggest-policy`
+//! run on a fresh cluster each and must call exactly what their own policy files grant.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -56,6 +57,12 @@ fn world() -> World {
     iam.job_delay(Duration::from_millis(10));
     sts.share_keys_with(&iam);
     let issuer = eks.add_cluster(CLUSTER, REGION, ACCOUNT);
+    iam.add_oidc_provider(&issuer, &["sts.amazonaws.com"]);
+    // Managed policies of both kinds, so `--suggest-policy` reads each.
+    const AWS_MANAGED: &str = "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess";
+    let customer_managed = format!("arn:aws:iam::{ACCOUNT}:policy/shop-kms");
+    iam.add_managed_policy(AWS_MANAGED, allow(&["s3:GetObject", "s3:ListBucket"]));
+    iam.add_managed_policy(&customer_managed, allow(&["kms:Decrypt"]));
     kube.add(daemon_set("kube-system", "eks-pod-identity-agent", 2, 2).build());
     let mut roles = BTreeMap::new();
     let mut role = |spec: RoleSpec, used: &[&str]| {
@@ -67,7 +74,13 @@ fn world() -> World {
         roles.insert(name, arn.clone());
         arn
     };
-    let wide = role(RoleSpec::new("shop-wide").inline("main", allow(&["s3:GetObject", "kms:Decrypt"])), &["s3"]);
+    let wide = role(
+        RoleSpec::new("shop-wide")
+            .inline("main", allow(&["s3:GetObject", "kms:Decrypt"]))
+            .attach(AWS_MANAGED)
+            .attach(&customer_managed),
+        &["s3"],
+    );
     let agent = role(RoleSpec::new("shop-agent").inline("main", allow(&["s3:GetObject", "sqs:SendMessage"])), &["s3"]);
     let trimmed = role(RoleSpec::new("shop-trimmed").inline("main", allow(&["s3:GetObject"])), &["s3"]);
     let partner = role(RoleSpec::new("partner").account(OTHER).inline("main", allow(&["s3:GetObject"])), &["s3"]);
@@ -290,10 +303,12 @@ fn aws_calls(w: &World) -> (Vec<AwsCall>, Vec<AwsCall>) {
     let mut calls = Vec::new();
     for c in w.iam.requests() {
         let resource = match c.action.as_str() {
-            "GetRole" => {
+            "GetRole" | "ListRolePolicies" | "GetRolePolicy" | "ListAttachedRolePolicies" => {
                 let name = c.param("RoleName").unwrap_or_default();
-                w.roles.get(name).cloned().unwrap_or_else(|| panic!("GetRole of a role the scenario lacks: {name}"))
+                let role = w.roles.get(name).cloned();
+                role.unwrap_or_else(|| panic!("{} of a role the scenario lacks: {name}", c.action))
             }
+            "GetPolicy" | "GetPolicyVersion" => c.param("PolicyArn").unwrap_or_default().to_string(),
             "GenerateServiceLastAccessedDetails" => c.param("Arn").unwrap_or_default().to_string(),
             _ => "*".to_string(),
         };
@@ -404,13 +419,65 @@ fn the_iam_policies_grant_exactly_what_the_binary_calls() {
     assert!(calls.iter().any(|c| c.account == OTHER), "the cross-account audit read the other account's roles");
 }
 
+/// `doctor`, `snapshot` and `audit --suggest-policy`, each on a fresh cluster, call exactly what their policy
+/// files grant (`--suggest-policy`'s file adds to `iam-policy.json`), each call on a resource they name.
+#[test]
+fn each_commands_policy_grants_exactly_what_it_calls() {
+    let commands: [(&[&str], &[&str]); 3] = [
+        (&["doctor", "-A"], &["iam-policy-doctor.json"]),
+        (&["snapshot", "-A"], &["iam-policy-snapshot.json"]),
+        (&["audit", "-A", "--suggest-policy"], &["iam-policy.json", "iam-policy-suggest-policy.json"]),
+    ];
+    for (args, files) in commands {
+        let w = world();
+        w.run(args);
+        let (calls, sts) = aws_calls(&w);
+        assert!(sts.is_empty(), "{args:?} assumed roles: {sts:?}");
+        let docs: Vec<Value> = files.iter().map(|f| policy(f)).collect();
+        let granted: BTreeSet<String> = docs.iter().flat_map(policy_actions).collect();
+        let called: BTreeSet<String> = calls.iter().map(|c| c.action.clone()).collect();
+        assert_eq!(called, granted, "{args:?}: {files:?} must list exactly the IAM and EKS actions it calls");
+        let outside: Vec<&AwsCall> = calls.iter().filter(|c| !docs.iter().any(|d| policy_allows(d, c))).collect();
+        assert!(outside.is_empty(), "{args:?}: calls on resources {files:?} do not cover: {outside:#?}");
+    }
+    // The addition for --suggest-policy holds only what the audit's own policy lacks.
+    let (main, extra) =
+        (policy_actions(&policy("iam-policy.json")), policy_actions(&policy("iam-policy-suggest-policy.json")));
+    assert!(main.is_disjoint(&extra), "iam-policy-suggest-policy.json repeats {:?}", main.intersection(&extra));
+}
+
 /// Actions the IAM service authorization reference lists with no resource type: only `"Resource": "*"` can
 /// grant them. Every other action must be scoped to its resources.
-const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 1] = ["iam:GetServiceLastAccessedDetails"];
+const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 2] =
+    ["iam:GetServiceLastAccessedDetails", "iam:ListOpenIDConnectProviders"];
+
+/// Every IAM policy file in `manifests/`.
+fn policy_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(manifests_dir())
+        .expect("manifests/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("iam-policy") && f.ends_with(".json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_policy_file_is_checked_against_a_command() {
+    let checked = [
+        "iam-policy-cross-account.json",
+        "iam-policy-doctor.json",
+        "iam-policy-snapshot.json",
+        "iam-policy-suggest-policy.json",
+        "iam-policy.json",
+    ];
+    assert_eq!(policy_files(), checked, "a new policy file needs a command in the drift test");
+}
 
 #[test]
 fn the_iam_policies_are_least_privilege_documents() {
-    for file in ["iam-policy.json", "iam-policy-cross-account.json"] {
+    for file in policy_files() {
+        let file = file.as_str();
         let doc = policy(file);
         assert_eq!(doc["Version"], "2012-10-17", "{file}");
         for s in statements(&doc) {
