@@ -204,3 +204,62 @@ fn a_snapshot_of_a_snapshot_keeps_its_iam_data() {
     assert!(doc["roles"].as_array().is_some_and(|r| !r.is_empty()) && doc["oidcProviders"].is_array());
     assert!(out.stderr.is_empty(), "nothing was read live: {out}");
 }
+
+/// A snapshot is a file anyone can hand over: what it holds (IAM service and action names, workload names,
+/// error messages) is escaped in every table, never sent to the terminal raw.
+#[test]
+fn a_snapshot_never_drives_the_terminal() {
+    const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DEMO).expect("demo snapshot")).expect("JSON");
+    let reports = doc["lastAccessed"].as_array_mut().expect("reports");
+    for report in reports.iter_mut() {
+        for service in report["services"].as_array_mut().expect("services") {
+            if service["lastAuthenticated"].is_null() {
+                service["namespace"] = format!("kms{EVIL}").into();
+                service["trackedActions"] =
+                    serde_json::json!([{"action": format!("Decrypt{EVIL}"), "lastAccessed": null}]);
+            }
+        }
+    }
+    reports[0]["services"] = serde_json::json!([]);
+    reports[0]["error"] = serde_json::json!({"code": "access-denied", "message": format!("denied{EVIL}")});
+    for owner in doc["owners"].as_array_mut().expect("owners") {
+        if owner["owner"]["kind"] == "Deployment" {
+            owner["owner"]["name"] = format!("{}{EVIL}", owner["owner"]["name"].as_str().unwrap()).into();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("evil.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let role = reports_role(&doc);
+    for args in [
+        vec!["audit"],
+        vec!["audit", "-o", "wide"],
+        vec!["who-uses", role.as_str()],
+        vec!["-o", "wide"],
+        vec!["doctor"],
+    ] {
+        let out = Cmd::new().args(["--snapshot", file, "--color", "never"]).args(&args).run();
+        assert!(out.code == Some(0), "{args:?}: {out}");
+        assert!(
+            !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+            "{args:?}: escape sequences reached stdout: {out:?}"
+        );
+        assert!(!out.stderr.contains('\u{1b}'), "{args:?}: escape sequences reached stderr: {out:?}");
+    }
+    let wide = Cmd::new().args(["--snapshot", file, "audit", "-o", "wide"]).run();
+    assert!(wide.stdout.contains("Decrypt\\u{1b}]0;pwned"), "unused actions shown escaped: {wide}");
+    assert!(wide.stdout.contains("kms\\u{1b}"), "services shown escaped: {wide}");
+    assert!(wide.stdout.contains("denied\\u{1b}"), "errors shown escaped: {wide}");
+}
+
+/// The first role of the snapshot's reports whose services were poisoned (one `who-uses` can name).
+fn reports_role(doc: &serde_json::Value) -> String {
+    let reports = doc["lastAccessed"].as_array().unwrap();
+    let poisoned = reports.iter().skip(1).find(|r| {
+        r["services"].as_array().unwrap().iter().any(|s| s["namespace"].as_str().unwrap().contains('\u{1b}'))
+    });
+    poisoned.expect("a poisoned report")["roleArn"].as_str().unwrap().to_string()
+}

@@ -87,3 +87,39 @@ fn drafts_drop_unused_services_from_managed_and_inline_policies() {
     let offline = Cmd::new().args(["--snapshot", "examples/demo-snapshot.json", "audit", "--suggest-policy"]).run();
     offline.assert_code(2);
 }
+
+/// Names IAM hands back (a statement's Sid, an action in a policy document) are escaped in the suggestions
+/// view: a policy written to take over the reader's terminal shows as text.
+#[test]
+fn the_suggestions_view_escapes_what_iam_returns() {
+    const EVIL: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let iam = FakeIam::new(ACCOUNT);
+    iam.job_delay(std::time::Duration::from_millis(10));
+    let recent = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let inline = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Queue", "Effect": "Allow", "Action": ["sqs:SendMessage", format!("kms:Decrypt{EVIL}")], "Resource": "*"},
+        {"Sid": format!("Keys{EVIL}"), "Effect": "Allow", "Action": "kms:*", "Resource": "*"},
+    ]});
+    let role = iam.add_role(RoleSpec::new("app").inline("app", inline).last_used(&recent, "us-west-2"));
+    iam.set_usage("app", "sqs", Some(&recent), None, Some("us-west-2"));
+    let kube = FakeKube::new();
+    kube.add(service_account("pay", "app").irsa(&role).build());
+    kube.add(pod("pay", "app-0").service_account("app").irsa(&role).build());
+    let eks = FakeEks::new();
+    eks.add_cluster("prod", "us-west-2", ACCOUNT);
+    let sts = FakeSts::new(ACCOUNT);
+    sts.share_keys_with(&iam);
+    let kube = kube.start();
+    let kubeconfig =
+        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
+    let w =
+        World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() };
+    let out = w.cmd().args(["audit", "--suggest-policy", "--color", "never"]).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("policy inline:app"), "{out}");
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+        "escape sequences reached stdout: {out:?}"
+    );
+    assert!(out.stdout.contains("Keys\\u{1b}]0;pwned"), "the dropped statement shown escaped: {out}");
+}

@@ -115,7 +115,7 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
                 problems_cell(b, paint)
             )?;
             if wide {
-                let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "<none>".into());
+                let or_none = |v: &Option<String>| v.as_deref().map_or("<none>".into(), |v| escape(v).into_owned());
                 let binding = if b.configured { "configured" } else { "carried only" };
                 write!(
                     tw,
@@ -123,7 +123,7 @@ pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint:
                     or_none(&b.target_role_arn),
                     or_none(&b.audience),
                     or_none(&b.token_expiration),
-                    pod_names_cell(b)
+                    escape(&pod_names_cell(b))
                 )?;
             }
             writeln!(tw)?;
@@ -151,7 +151,7 @@ fn status_cell(status: Status, paint: Paint) -> String {
     }
 }
 
-/// Up to `max` entries, then "+N more".
+/// Up to `max` entries, then "+N more"; escaped, since the entries come from the cluster, IAM or a snapshot.
 fn capped(items: &[String], max: usize) -> String {
     if items.is_empty() {
         return "-".to_string();
@@ -160,7 +160,12 @@ fn capped(items: &[String], max: usize) -> String {
     if items.len() > max {
         cell.push_str(&format!(" +{} more", items.len() - max));
     }
-    cell
+    escape(&cell).into_owned()
+}
+
+/// Entries joined with `, `, escaped.
+fn listed(items: &[String]) -> String {
+    escape(&items.join(", ")).into_owned()
 }
 
 /// The `audit` table, then each role that could not be audited with the reason.
@@ -207,7 +212,8 @@ pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint:
     if !failed.is_empty() {
         writeln!(out, "\n{}", paint.bold(&format!("NOT AUDITED ({})", failed.len())))?;
         for (role, e) in failed {
-            writeln!(out, "{} {}\n    {}", severity_paint(e.code, paint, e.code.as_str()), role.role_arn, e.message)?;
+            let code = severity_paint(e.code, paint, e.code.as_str());
+            writeln!(out, "{code} {}\n    {}", escape(&role.role_arn), escape(&e.message))?;
         }
     }
     Ok(())
@@ -218,7 +224,7 @@ pub fn usage_summary(out: &mut dyn Write, report: &AuditReport, paint: Paint) ->
     writeln!(out, "\n{}", paint.bold(&format!("LAST ACCESSED (IAM, unused = more than {} days)", report.unused_days)))?;
     for role in &report.roles {
         let line = match (&role.error, role.role_last_used) {
-            (Some(e), _) => format!("not audited: {}", e.message),
+            (Some(e), _) => format!("not audited: {}", escape(&e.message)),
             (None, None) => format!("never used; holds {}", capped(&role.unused_services, usize::MAX)),
             (None, Some(t)) if role.unused_services.is_empty() => {
                 format!("last used {}; every service it holds was used", t.strftime("%Y-%m-%d"))
@@ -228,10 +234,10 @@ pub fn usage_summary(out: &mut dyn Write, report: &AuditReport, paint: Paint) ->
                 t.strftime("%Y-%m-%d"),
                 role.unused_services.len(),
                 role.services.len(),
-                role.unused_services.join(", ")
+                listed(&role.unused_services)
             ),
         };
-        writeln!(out, "{} {}: {line}", status_cell(role.status, paint), role.role_arn)?;
+        writeln!(out, "{} {}: {line}", status_cell(role.status, paint), escape(&role.role_arn))?;
     }
     Ok(())
 }
@@ -265,40 +271,40 @@ pub fn suggestions(out: &mut dyn Write, doc: &PolicySuggestionList, paint: Paint
         return writeln!(out, "No role holds unused services: nothing to narrow.");
     }
     for item in &doc.items {
-        writeln!(out, "{} {}", paint.bold("ROLE"), item.role_arn)?;
+        writeln!(out, "{} {}", paint.bold("ROLE"), escape(&item.role_arn))?;
         writeln!(out, "  unused services: {}", capped(&item.unused_services, usize::MAX))?;
         if !item.unused_actions.is_empty() {
-            writeln!(out, "  unused actions: {}", item.unused_actions.join(", "))?;
+            writeln!(out, "  unused actions: {}", listed(&item.unused_actions))?;
         }
         if let Some(e) = &item.error {
-            writeln!(out, "  {} {}", severity_paint(e.code, paint, e.code.as_str()), e.message)?;
+            writeln!(out, "  {} {}", severity_paint(e.code, paint, e.code.as_str()), escape(&e.message))?;
         }
         for draft in &item.drafts {
             let s = &draft.summary;
             let removed: Vec<String> = s.removed_actions.iter().map(|a| a.action.clone()).collect();
             let excluded: Vec<String> = s.excluded_actions.iter().map(|a| a.action.clone()).collect();
-            writeln!(out, "\n  policy {}", paint.bold(&draft.source))?;
+            writeln!(out, "\n  policy {}", paint.bold(&escape(&draft.source)))?;
             if !draft.changed {
                 writeln!(out, "    {}", paint.dim("unchanged: it grants nothing of the unused services"))?;
                 continue;
             }
             if !removed.is_empty() {
-                writeln!(out, "    removes: {}", removed.join(", "))?;
+                writeln!(out, "    removes: {}", listed(&removed))?;
             }
             if !s.removed_statements.is_empty() {
-                writeln!(out, "    drops statements left empty: {}", s.removed_statements.join(", "))?;
+                writeln!(out, "    drops statements left empty: {}", listed(&s.removed_statements))?;
             }
             if !excluded.is_empty() {
-                writeln!(out, "    excludes (NotAction): {}", excluded.join(", "))?;
+                writeln!(out, "    excludes (NotAction): {}", listed(&excluded))?;
             }
             for n in &s.not_narrowed {
-                let covers = n.covers.join(", ");
                 writeln!(
                     out,
-                    "    {} statement {} keeps {} (it also covers {covers}): narrow it by hand",
+                    "    {} statement {} keeps {} (it also covers {}): narrow it by hand",
                     paint.warn("review:"),
-                    n.statement,
-                    n.action
+                    escape(&n.statement),
+                    escape(&n.action),
+                    listed(&n.covers)
                 )?;
             }
             match &draft.document {
