@@ -14,6 +14,21 @@ use support::world::World;
 
 const ACCOUNT: &str = "111122223333";
 
+/// A cluster `prod` where pod `pay/app-0` runs as `role` through IRSA, read with `iam`.
+fn world(iam: FakeIam, role: &str) -> World {
+    let kube = FakeKube::new();
+    kube.add(service_account("pay", "app").irsa(role).build());
+    kube.add(pod("pay", "app-0").service_account("app").irsa(role).build());
+    let eks = FakeEks::new();
+    eks.add_cluster("prod", "us-west-2", ACCOUNT);
+    let sts = FakeSts::new(ACCOUNT);
+    sts.share_keys_with(&iam);
+    let kube = kube.start();
+    let kubeconfig =
+        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
+    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() }
+}
+
 #[test]
 fn drafts_drop_unused_services_from_managed_and_inline_policies() {
     let iam = FakeIam::new(ACCOUNT);
@@ -31,18 +46,7 @@ fn drafts_drop_unused_services_from_managed_and_inline_policies() {
             .last_used(&recent, "us-west-2"),
     );
     iam.set_usage("app", "sqs", Some(&recent), None, Some("us-west-2"));
-    let kube = FakeKube::new();
-    kube.add(service_account("pay", "app").irsa(&role).build());
-    kube.add(pod("pay", "app-0").service_account("app").irsa(&role).build());
-    let eks = FakeEks::new();
-    eks.add_cluster("prod", "us-west-2", ACCOUNT);
-    let sts = FakeSts::new(ACCOUNT);
-    sts.share_keys_with(&iam);
-    let kube = kube.start();
-    let kubeconfig =
-        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    let w =
-        World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() };
+    let w = world(iam, &role);
     let iam = &w.iam;
     let run = |args: &[&str]| w.cmd().args(["audit", "--suggest-policy"]).args(args).run();
     let out = run(&["-o", "json"]);
@@ -102,18 +106,7 @@ fn the_suggestions_view_escapes_what_iam_returns() {
     ]});
     let role = iam.add_role(RoleSpec::new("app").inline("app", inline).last_used(&recent, "us-west-2"));
     iam.set_usage("app", "sqs", Some(&recent), None, Some("us-west-2"));
-    let kube = FakeKube::new();
-    kube.add(service_account("pay", "app").irsa(&role).build());
-    kube.add(pod("pay", "app-0").service_account("app").irsa(&role).build());
-    let eks = FakeEks::new();
-    eks.add_cluster("prod", "us-west-2", ACCOUNT);
-    let sts = FakeSts::new(ACCOUNT);
-    sts.share_keys_with(&iam);
-    let kube = kube.start();
-    let kubeconfig =
-        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    let w =
-        World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() };
+    let w = world(iam, &role);
     let out = w.cmd().args(["audit", "--suggest-policy", "--color", "never"]).run();
     out.assert_code(0);
     assert!(out.stdout.contains("policy inline:app"), "{out}");
