@@ -6,8 +6,8 @@ mod support;
 
 use serde_json::Value;
 use support::cli::{Cmd, Output};
-use support::fixtures::{deployment, pod, service_account};
-use support::kube_api::{FakeKube, Fault};
+use support::fixtures::deployment;
+use support::kube_api::Fault;
 use support::world::{Fakes, World};
 
 const API: &str = "arn:aws:iam::111122223333:role/payments-api";
@@ -150,45 +150,86 @@ fn refuses_snapshots_and_selectors() {
     assert!(writes(&w).is_empty());
 }
 
-/// The CronJob's way in: in-cluster configuration (service host/port env, token and CA files) over TLS.
-/// kube-rs reads the token and CA from fixed paths, so the binary runs in a private mount namespace
-/// with a tmpfs over /run holding them (needs root, as CI has).
+/// Why the in-cluster test cannot run here, if it cannot: it needs root (for a mount namespace) and `unshare`.
+fn in_cluster_unavailable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        return Some(format!("it needs root for a private mount namespace (running as uid {euid})"));
+    }
+    let unshare = std::process::Command::new("unshare").arg("--version").output();
+    if !unshare.is_ok_and(|o| o.status.success()) {
+        return Some("`unshare` (util-linux) is not on PATH".into());
+    }
+    None
+}
+
+/// The CronJob's way in: `annotate -A` with in-cluster configuration (service host/port env, token and CA
+/// files) over TLS, and the CronJob's environment (cluster name from `IAM_ROLES_CLUSTER`, no kubeconfig).
+/// kube-rs reads the token and CA from fixed paths, so the binary runs in a private mount namespace with a
+/// tmpfs over /run holding them. That needs root (CI runs as root); elsewhere the test says why it skips.
 #[test]
-fn runs_in_cluster_over_tls() {
-    let kube = FakeKube::new();
-    kube.add(service_account("pay", "api").irsa(API).build());
-    kube.add(deployment("pay", "api").service_account("api").build());
-    kube.add(pod("pay", "api-1").service_account("api").owner("Deployment", "api").irsa(API).build());
-    kube.require_bearer_token("in-cluster-token");
-    let kube = kube.start_tls();
+fn annotate_runs_in_cluster_over_tls() {
+    if let Some(reason) = in_cluster_unavailable() {
+        eprintln!("skipped annotate_runs_in_cluster_over_tls: {reason}");
+        return;
+    }
+    let f = Fakes::new();
+    let api = f.role("payments-api", &["s3:GetObject", "kms:Decrypt"], Some(0));
+    f.used("payments-api", "s3", 0);
+    f.irsa_app("pay", "api", "api", &api);
+    f.kube.add(deployment("pay", "api").service_account("api").build());
+    f.kube.require_bearer_token("in-cluster-token");
+    let kube = f.kube.start_tls();
+    let (eks, iam, sts) = (f.eks.start(), f.iam.start(), f.sts.start());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "in-cluster-token").unwrap();
     std::fs::write(dir.path().join("ca.crt"), kube.ca_pem().unwrap()).unwrap();
     std::fs::write(dir.path().join("namespace"), "pay").unwrap();
     let port = kube.url().rsplit(':').next().unwrap().to_string();
     let sa_dir = "/run/secrets/kubernetes.io/serviceaccount";
-    let script = format!(
-        "mount -t tmpfs tmpfs /run && mkdir -p {sa_dir} && cp '{}'/* {sa_dir}/ && exec '{}' -o json",
-        dir.path().display(),
-        support::cli::bin_path().display()
-    );
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", &port)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("unshare (util-linux) runs the binary in its own mount namespace");
+    let run = |args: &str| {
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && mkdir -p {sa_dir} && cp '{}'/token '{}'/ca.crt '{}'/namespace {sa_dir}/ && exec '{}' {args}",
+            dir.path().display(),
+            dir.path().display(),
+            dir.path().display(),
+            support::cli::bin_path().display()
+        );
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", &port)
+            .env("IAM_ROLES_CLUSTER", "prod")
+            .env("IAM_ROLES_CACHE_DIR", dir.path().join("cache"))
+            .env("AWS_REGION", "us-west-2")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+            .env("AWS_ENDPOINT_URL_EKS", eks.url())
+            .env("AWS_ENDPOINT_URL_IAM", iam.url())
+            .env("AWS_ENDPOINT_URL_STS", sts.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("unshare runs the binary in its own mount namespace")
+    };
+    let out = run("annotate -A");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "in-cluster run failed (root is needed for the mount namespace)\n{stdout}\n{stderr}");
-    let doc: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(doc["items"][0]["roleArn"], API, "{doc:#}");
-    assert!(
-        kube.requests().iter().any(|r| r.path == "/api/v1/namespaces/pay/pods"),
-        "the pod's namespace is the default scope"
-    );
+    assert!(out.status.success(), "in-cluster annotate failed\n{stdout}\n{stderr}");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("the JSON summary");
+    assert_eq!(summary["objectsAnnotated"], 2, "{summary}");
+    let deployment = kube.get("Deployment", "pay", "api").expect("pay/api");
+    assert_eq!(deployment["metadata"]["annotations"][UNUSED], "kms", "{deployment:#}");
+    assert_eq!(deployment["metadata"]["annotations"][ROLE], api.as_str());
+    assert!(kube.requests().iter().any(|r| r.method == "PATCH"), "annotate wrote through the in-cluster client");
+
+    // Without -A, the pod's namespace (the service account's namespace file) is the default scope.
+    let out = run("-o json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["items"][0]["roleArn"], api.as_str(), "{doc:#}");
+    assert!(kube.requests().iter().any(|r| r.path == "/api/v1/namespaces/pay/pods"), "the namespace file's scope");
 }

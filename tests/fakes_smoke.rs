@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::cli::{Context, Kubeconfig, KubeconfigFile, bin_path};
+use support::cli::{Context, Kubeconfig, KubeconfigFile};
 use support::eks::FakeEks;
 use support::fixtures::{cron_job, daemon_set, deployment, job, namespace, pod, replica_set, service_account};
 use support::kube_api::{FakeKube, Fault, RunningKube};
@@ -345,9 +345,4 @@ fn aws_sdk_eks_reads_the_fake_signs_and_retries_throttling() {
     assert!(log.iter().all(|r| r.signed()), "every request SigV4-signed");
     let lists = log.iter().filter(|r| r.path.ends_with("/pod-identity-associations")).count();
     assert_eq!(lists, 3 + 1, "three pages plus one throttled retry");
-}
-
-#[test]
-fn the_plugin_binary_is_built_for_the_tests() {
-    assert!(bin_path().is_file(), "{}", bin_path().display());
 }

@@ -405,6 +405,15 @@ fn snapshot_answers_offline_as_live() {
 fn broken_snapshots_are_clear_errors() {
     let cmd = Cmd::new();
     let home = cmd.home().to_path_buf();
+    // Documents that parse as a snapshot but say they are something else reach the explicit kind check.
+    let demo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("examples/demo-snapshot.json").unwrap()).unwrap();
+    let relabelled = |key: &str, value: &str| {
+        let mut doc = demo.clone();
+        doc[key] = value.into();
+        doc.to_string()
+    };
+    let (wrong_kind, wrong_version) = (relabelled("kind", "BindingList"), relabelled("apiVersion", "iam-roles/v2"));
     let cases = [
         ("truncated.json", "{\"apiVersion\": \"iam-roles/v1\", \"kind\": \"Snapshot\",", "is not a valid snapshot"),
         (
@@ -413,6 +422,8 @@ fn broken_snapshots_are_clear_errors() {
             "is not a valid snapshot",
         ),
         ("garbage.yaml", "- just\n- a list\n", "is not a valid snapshot"),
+        ("kind.json", wrong_kind.as_str(), "is a iam-roles/v1 BindingList document, not a iam-roles/v1 Snapshot"),
+        ("version.json", wrong_version.as_str(), "is a iam-roles/v2 Snapshot document, not a iam-roles/v1 Snapshot"),
     ];
     for (name, text, expected) in cases {
         let path = home.join(name);
