@@ -14,6 +14,7 @@ pub mod model;
 pub mod policy;
 pub mod resolve;
 pub mod selector;
+pub mod usage;
 
 /// The failure underneath an [`Error`], kept so the message can say what failed below it.
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
