@@ -81,10 +81,10 @@ impl Tally {
         let identity = record.user_identity.as_ref();
         if source == "sts.amazonaws.com" && record.error_code.is_none() {
             let in_scope = record.request_role_arn().and_then(role_key_of).is_some_and(|k| roles.contains(&k));
-            if let (true, Some(key)) = (in_scope, record.issued_key()) {
-                if let Some(issued) = issued(record, name) {
-                    self.issued.insert(key.to_string(), issued);
-                }
+            if let (true, Some(key)) = (in_scope, record.issued_key())
+                && let Some(issued) = issued(record, name)
+            {
+                self.issued.insert(key.to_string(), issued);
             }
         }
         // A call made with a role's temporary credentials.
