@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::arn::RoleArn;
 use crate::model::{API_VERSION, BindingList, ProblemCode, ReportError, RoleReport, Source, Workload};
+use crate::usage::{Observed, Usage, User};
 
 /// The `audit` document (SPEC section 3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,6 +61,9 @@ pub struct RoleAudit {
     pub unused_services: Vec<String>,
     pub bindings: Vec<AuditBinding>,
     pub error: Option<ReportError>,
+    /// What CloudTrail saw of the role (`--usage cloudtrail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +84,9 @@ pub struct AuditBinding {
     pub service_account: String,
     pub source: Source,
     pub workloads: Vec<Workload>,
+    /// The actions this service account called with the role, sorted (`--usage cloudtrail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<Vec<String>>,
 }
 
 /// The `audit --suggest-policy` document: per role with unused services, a narrower draft of each of its
@@ -127,6 +134,7 @@ pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {
             service_account: b.service_account.clone(),
             source: b.source,
             workloads: b.workloads.clone(),
+            actions: None,
         };
         for arn in std::iter::once(&b.role_arn).chain(&b.target_role_arn) {
             let entry = roles.entry(arn.clone()).or_default();
@@ -174,6 +182,7 @@ fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, 
         unused_services: Vec::new(),
         bindings: bindings.clone(),
         error: Some(error),
+        observed: None,
     };
     if let Err(e) = arn.parse::<RoleArn>() {
         return unknown(ReportError { code: ProblemCode::MalformedRoleArn, message: e.to_string() });
@@ -220,7 +229,50 @@ fn judge(arn: String, bindings: Vec<AuditBinding>, report: Option<&RoleReport>, 
     } else {
         Status::Ok
     };
-    RoleAudit { role_arn: arn, role_last_used: last_used, status, services, unused_services, bindings, error: None }
+    RoleAudit {
+        role_arn: arn,
+        role_last_used: last_used,
+        status,
+        services,
+        unused_services,
+        bindings,
+        error: None,
+        observed: None,
+    }
+}
+
+/// Adds observed usage to the report: each role's `observed`, each binding's `actions`. An observed call is
+/// evidence like any other: a service called within the window is used, and so is the role, whatever the
+/// (lagging) last-accessed data says.
+pub fn with_usage(report: &mut AuditReport, usage: &Usage) {
+    let cutoff = report.generated_at - SignedDuration::from_hours(24 * i64::from(report.unused_days));
+    for role in &mut report.roles {
+        let Some(role_usage) = usage.roles.iter().find(|r| r.role_arn == role.role_arn) else { continue };
+        let observed = Observed::of(usage, role_usage);
+        for b in &mut role.bindings {
+            let user = User { namespace: b.namespace.clone(), service_account: b.service_account.clone() };
+            b.actions = Some(observed.actions_of(&user));
+        }
+        if role.error.is_none() {
+            let fresh_services: Vec<String> = observed
+                .actions
+                .iter()
+                .filter(|a| a.last_used.is_some_and(|t| t >= cutoff))
+                .filter_map(|a| a.action.split_once(':').map(|(s, _)| s.to_ascii_lowercase()))
+                .collect();
+            for s in &mut role.services {
+                if fresh_services.contains(&s.namespace) {
+                    s.state = UseState::Used;
+                }
+            }
+            role.unused_services.retain(|s| !fresh_services.contains(s));
+            role.role_last_used = role.role_last_used.max(observed.last_used());
+            if role.role_last_used.is_some_and(|t| t >= cutoff) {
+                role.status = if role.unused_services.is_empty() { Status::Ok } else { Status::UnusedServices };
+            }
+        }
+        role.observed = Some(observed);
+    }
 }
 
 /// The latest evidence of use in a report: `RoleLastUsed`, any service's last authentication, any tracked

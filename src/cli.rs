@@ -66,6 +66,8 @@ pub enum Command {
         suggest_policy: bool,
         #[command(flatten)]
         iam: IamArgs,
+        #[command(flatten)]
+        usage: UsageArgs,
     },
     /// Audit, then annotate the workloads and service accounts whose roles hold unused services (and
     /// clear the annotations where that no longer holds). Only its own annotation keys are written.
@@ -97,6 +99,8 @@ pub enum Command {
     Snapshot {
         #[command(flatten)]
         iam: IamArgs,
+        #[command(flatten)]
+        usage: UsageArgs,
     },
     /// Print a shell completion script.
     Completion {
@@ -140,6 +144,40 @@ impl Default for IamArgs {
             job_timeout: 300,
         }
     }
+}
+
+/// Observed usage: which workload called which action.
+#[derive(Debug, Clone, Default, Args)]
+pub struct UsageArgs {
+    /// Also read observed usage: `cloudtrail` reads the account trail's log files straight from S3 and
+    /// attributes each call to the service account (IRSA) or pod (Pod Identity) that made it.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub usage: Option<UsageSource>,
+    /// How far back observed usage reaches: days (`30d`) or hours (`12h`), at most 400 days.
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_since)]
+    pub since: jiff::SignedDuration,
+    /// The trail to read, by name or ARN (default: the account's multi-region trail).
+    #[arg(long, value_name = "NAME")]
+    pub trail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageSource {
+    Cloudtrail,
+}
+
+fn parse_since(s: &str) -> Result<jiff::SignedDuration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30d or 12h"))?;
+    let hours = match unit {
+        "d" => n * 24,
+        "h" => n,
+        _ => return Err(format!("{s:?} is not a duration like 30d or 12h")),
+    };
+    if !(1..=400 * 24).contains(&hours) {
+        return Err(format!("{s:?}: between 1h and 400d"));
+    }
+    Ok(jiff::SignedDuration::from_hours(hours))
 }
 
 fn parse_account_role(s: &str) -> Result<(String, String), String> {
@@ -233,7 +271,7 @@ mod tests {
         let c = Cli::try_parse_from(["x", "audit", "--account-role", "444455556666=arn:aws:iam::444455556666:role/a"])
             .unwrap();
         assert!(
-            matches!(c.command, Some(Command::Audit { ref iam, unused_days: 90, suggest_policy: false }) if iam.account_roles.len() == 1)
+            matches!(c.command, Some(Command::Audit { ref iam, unused_days: 90, suggest_policy: false, .. }) if iam.account_roles.len() == 1)
         );
         assert!(
             Cli::try_parse_from(["x", "audit", "--account-role", "4444=arn:aws:iam::444455556666:role/a"]).is_err()

@@ -182,6 +182,9 @@ pub struct Snapshot {
     /// The OIDC providers registered in the cluster account's IAM (`None` when they could not be read).
     #[serde(default)]
     pub oidc_providers: Option<Vec<String>>,
+    /// Observed usage of the roles in scope (`snapshot --usage cloudtrail`), attributed for this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::usage::Usage>,
 }
 
 /// What `GetRole` says of a role: its trust policy, or why it could not be read.
@@ -264,6 +267,7 @@ impl Snapshot {
             last_accessed: Vec::new(),
             roles: Vec::new(),
             oidc_providers: None,
+            observed: None,
         }
     }
 }

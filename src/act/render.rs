@@ -219,6 +219,54 @@ pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint:
     Ok(())
 }
 
+/// `audit -o wide` with observed usage: per role and service account, the actions it called (with counts)
+/// and its workloads; then what no service account here accounts for, and what was denied.
+pub fn observed_table(out: &mut dyn Write, report: &AuditReport, paint: Paint) -> io::Result<()> {
+    let observed: Vec<_> = report.roles.iter().filter_map(|r| Some((r, r.observed.as_ref()?))).collect();
+    let Some((_, first)) = observed.first() else { return Ok(()) };
+    let day = |t: Option<jiff::Timestamp>| t.map_or("?".to_string(), |t| t.strftime("%Y-%m-%d").to_string());
+    let title = format!("OBSERVED ({}, {} to {})", first.source, day(first.from), day(first.to));
+    writeln!(out, "\n{}", paint.bold(&title))?;
+    let mut tw = TabWriter::new(&mut *out).padding(3).ansi(true);
+    writeln!(tw, "ROLE\tSERVICE ACCOUNT\tWORKLOADS\tACTIONS")?;
+    for (role, o) in observed {
+        let count = |action: &str| o.actions.iter().find(|a| a.action == action).map_or(0, |a| a.count);
+        let mut users: Vec<crate::usage::User> = o.actions.iter().flat_map(|a| a.users.iter().cloned()).collect();
+        users.extend(role.bindings.iter().map(|b| crate::usage::User {
+            namespace: b.namespace.clone(),
+            service_account: b.service_account.clone(),
+        }));
+        users.sort();
+        users.dedup();
+        for user in users {
+            let workloads: Vec<String> = role
+                .bindings
+                .iter()
+                .filter(|b| b.namespace == user.namespace && b.service_account == user.service_account)
+                .flat_map(|b| b.workloads.iter().map(ToString::to_string))
+                .collect();
+            let actions: Vec<String> = o.actions_of(&user).into_iter().map(|a| format!("{a}({})", count(&a))).collect();
+            let actions = if actions.is_empty() { paint.dim("none") } else { escape(&actions.join(",")).into_owned() };
+            writeln!(
+                tw,
+                "{}\t{}/{}\t{}\t{actions}",
+                escape(&role.role_arn),
+                escape(&user.namespace),
+                escape(&user.service_account),
+                capped(&workloads, usize::MAX),
+            )?;
+        }
+        if o.unattributed > 0 {
+            let what = format!("{} call(s) by sessions of no service account here", o.unattributed);
+            writeln!(tw, "{}\t{}\t-\t{what}", escape(&role.role_arn), paint.dim("<unattributed>"))?;
+        }
+        if !o.denied.is_empty() {
+            writeln!(tw, "{}\t{}\t-\t{}", escape(&role.role_arn), paint.warn("<denied>"), listed(&o.denied))?;
+        }
+    }
+    tw.flush()
+}
+
 /// The last-accessed lines under a `who-uses` table.
 pub fn usage_summary(out: &mut dyn Write, report: &AuditReport, paint: Paint) -> io::Result<()> {
     writeln!(out, "\n{}", paint.bold(&format!("LAST ACCESSED (IAM, unused = more than {} days)", report.unused_days)))?;

@@ -14,6 +14,7 @@ use crate::{Error, Result, audit, collect, doctor, resolve};
 
 mod annotate;
 mod iam;
+mod usage;
 
 use iam::{connect, last_accessed, role_wiring, suggest_policies, usage_summary};
 
@@ -63,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 f => render::document(out, &list, f),
             })
         }
-        Command::Snapshot { iam } => {
+        Command::Snapshot { iam, usage } => {
             let mut snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             let roles = audit::auditable(&list);
@@ -73,6 +74,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     Ok(clients) => {
                         (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &audit::auditable(&list)).await;
                         snap.last_accessed = last_accessed(&clients, &roles, iam).await;
+                        if usage.usage.is_some() {
+                            snap.observed = Some(usage::observe(&cli, &clients, &snap, &list, usage, iam).await?);
+                        }
                     }
                     Err(e) => warn(&cli, &format!("IAM data is not recorded in the snapshot: {e}")),
                 }
@@ -107,7 +111,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 _ => Ok(()),
             }
         }
-        Command::Audit { unused_days, suggest_policy, iam } => {
+        Command::Audit { unused_days, suggest_policy, iam, usage } => {
             let snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             if *suggest_policy && cli.output.snapshot.is_some() {
@@ -122,7 +126,19 @@ pub async fn run(cli: Cli) -> Result<()> {
                 let clients = connect(&cli, &snap, &iam.account_roles).await?;
                 (last_accessed(&clients, &audit::auditable(&list), iam).await, now_seconds(), Some(clients))
             };
-            let report = audit::audit(&list, &reports, *unused_days, now);
+            let mut report = audit::audit(&list, &reports, *unused_days, now);
+            let observed = match (&clients, usage.usage) {
+                (Some(clients), Some(_)) => Some(usage::observe(&cli, clients, &snap, &list, usage, iam).await?),
+                (None, Some(_)) if snap.observed.is_none() => {
+                    return Err(Error::Usage(
+                        "the snapshot holds no observed usage; take it with `snapshot --usage cloudtrail`".into(),
+                    ));
+                }
+                _ => snap.observed.clone(),
+            };
+            if let Some(observed) = &observed {
+                audit::with_usage(&mut report, observed);
+            }
             if let (true, Some(clients)) = (*suggest_policy, &clients) {
                 return suggest_policies(&cli, clients, &report).await;
             }
@@ -131,8 +147,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             print(&cli, |out, paint| match cli.output.output {
-                Format::Table | Format::Wide => {
-                    render::audit_table(out, &report, cli.output.output == Format::Wide, paint)
+                Format::Table => render::audit_table(out, &report, false, paint),
+                Format::Wide => {
+                    render::audit_table(out, &report, true, paint)?;
+                    render::observed_table(out, &report, paint)
                 }
                 f => render::document(out, &report, f),
             })

@@ -1,5 +1,6 @@
-//! The last-accessed cache: one JSON file per caller account, role and granularity. IAM's data lags about
-//! four hours, so re-reading it sooner only costs another job.
+//! The cache: last-accessed reports (one JSON file per caller account, role and granularity; IAM's data lags
+//! about four hours, so re-reading it sooner only costs another job) and what was read of a CloudTrail trail
+//! (per trail, account, region and day).
 //!
 //! The cache holds what one identity may read about IAM roles, so it is private and trusts nothing it did
 //! not write: directories are created `0700` and files `0600`, each written under a random name with
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Granularity, RoleReport};
@@ -22,8 +24,8 @@ use crate::model::{Granularity, RoleReport};
 /// How long a report is reused.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(4 * 3600);
 
-/// The entry format; a change of [`RoleReport`]'s meaning bumps it, so old entries are never misread.
-const FORMAT: u32 = 2;
+/// The entry format; a change of an entry's meaning bumps it, so old entries are never misread.
+const FORMAT: u32 = 3;
 
 /// A directory of cached reports; `None` disables caching (no cache directory could be found).
 #[derive(Debug, Clone)]
@@ -34,11 +36,11 @@ pub struct Cache {
 
 /// What one file holds.
 #[derive(Serialize, Deserialize)]
-struct Entry<R> {
+struct Entry<T> {
     format: u32,
-    /// The account of the credentials that read the report.
+    /// The account of the credentials that read the data.
     caller: String,
-    report: R,
+    data: T,
 }
 
 impl Cache {
@@ -51,71 +53,103 @@ impl Cache {
         Cache { dir, ttl }
     }
 
-    /// The directories from the root down to the entry's, and the entry's file name.
-    fn location(&self, caller: &str, role_arn: &str, granularity: Granularity) -> Option<(Vec<PathBuf>, String)> {
+    /// The directories from the root down to the entry's (`v2/<caller>/<parts...>`), and its file name.
+    fn location(&self, caller: &str, parts: &[&str], name: &str) -> Option<(Vec<PathBuf>, String)> {
         let root = self.dir.as_ref()?;
+        let mut dirs = vec![root.clone()];
+        let components =
+            [format!("v{FORMAT}"), file_name(caller)].into_iter().chain(parts.iter().map(|p| file_name(p)));
+        for part in components {
+            let next = dirs[dirs.len() - 1].join(part);
+            dirs.push(next);
+        }
+        Some((dirs, format!("{}.json", file_name(name))))
+    }
+
+    fn last_accessed_location(
+        &self,
+        caller: &str,
+        role_arn: &str,
+        granularity: Granularity,
+    ) -> Option<(Vec<PathBuf>, String)> {
         let granularity = match granularity {
             Granularity::Service => "service",
             Granularity::Action => "action",
         };
-        let mut dirs = vec![root.clone()];
-        for part in [format!("v{FORMAT}"), file_name(caller), "last-accessed".into(), granularity.into()] {
-            let next = dirs[dirs.len() - 1].join(part);
-            dirs.push(next);
+        self.location(caller, &["last-accessed", granularity], role_arn)
+    }
+
+    /// The entry `caller`'s credentials wrote under `parts`/`name`, if it is there and may be trusted.
+    pub fn read<T: DeserializeOwned>(&self, caller: &str, parts: &[&str], name: &str) -> Option<T> {
+        let (dirs, name) = self.location(caller, parts, name)?;
+        read_entry(&dirs, &name, caller)
+    }
+
+    /// Stores an entry; a cache that cannot be written only costs work later.
+    pub fn write<T: Serialize>(&self, caller: &str, parts: &[&str], name: &str, data: &T) {
+        if let Some((dirs, name)) = self.location(caller, parts, name) {
+            write_entry(&dirs, &name, caller, data);
         }
-        Some((dirs, format!("{}.json", file_name(role_arn))))
     }
 
     /// A report `caller`'s credentials fetched less than the TTL before `now`.
     pub fn get(&self, caller: &str, role_arn: &str, granularity: Granularity, now: Timestamp) -> Option<RoleReport> {
-        let (dirs, name) = self.location(caller, role_arn, granularity)?;
-        if let Err(reason) = dirs.iter().enumerate().try_for_each(|(i, d)| check_dir(d, i == 0)) {
-            tracing::debug!("not reading the last-accessed cache: {reason}");
-            return None;
-        }
-        let path = dirs[dirs.len() - 1].join(name);
-        let text = match read_private(&path) {
-            Ok(text) => text?,
-            Err(reason) => {
-                tracing::debug!("not reading the cache entry {}: {reason}", path.display());
-                return None;
-            }
-        };
-        let entry: Entry<RoleReport> = serde_json::from_str(&text).ok()?;
-        let report = entry.report;
+        let (dirs, name) = self.last_accessed_location(caller, role_arn, granularity)?;
+        let report: RoleReport = read_entry(&dirs, &name, caller)?;
         let age = now.duration_since(report.fetched_at);
         let fresh = age >= SignedDuration::ZERO && age.unsigned_abs() < self.ttl;
-        let ours = entry.format == FORMAT && entry.caller == caller && report.role_arn == role_arn;
-        (fresh && ours && report.granularity == granularity && report.error.is_none()).then_some(report)
+        (fresh && report.role_arn == role_arn && report.granularity == granularity && report.error.is_none())
+            .then_some(report)
     }
 
-    /// Stores a successful report read with `caller`'s credentials; a cache that cannot be written only
-    /// costs a later job.
+    /// Stores a successful report read with `caller`'s credentials.
     pub fn put(&self, caller: &str, report: &RoleReport) {
         if report.error.is_some() {
             return;
         }
-        let Some((dirs, name)) = self.location(caller, &report.role_arn, report.granularity) else { return };
-        let write = || -> Result<(), String> {
-            for (i, dir) in dirs.iter().enumerate() {
-                make_dir(dir, i == 0)?;
-            }
-            let dir = &dirs[dirs.len() - 1];
-            let entry = Entry { format: FORMAT, caller: caller.to_string(), report };
-            let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
-            // A fresh file with a random name, created O_EXCL and 0600, renamed over the entry: a concurrent
-            // reader never sees half a file, and nothing planted at a guessable name is ever opened.
-            let mut file = tempfile::Builder::new()
-                .prefix(".entry-")
-                .tempfile_in(dir)
-                .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-            file.write_all(&bytes).map_err(|e| e.to_string())?;
-            file.persist(dir.join(&name)).map_err(|e| e.to_string())?;
-            Ok(())
-        };
-        if let Err(reason) = write() {
-            tracing::debug!("cannot write the last-accessed cache: {reason}");
+        if let Some((dirs, name)) = self.last_accessed_location(caller, &report.role_arn, report.granularity) {
+            write_entry(&dirs, &name, caller, report);
         }
+    }
+}
+
+fn read_entry<T: DeserializeOwned>(dirs: &[PathBuf], name: &str, caller: &str) -> Option<T> {
+    if let Err(reason) = dirs.iter().enumerate().try_for_each(|(i, d)| check_dir(d, i == 0)) {
+        tracing::debug!("not reading the cache: {reason}");
+        return None;
+    }
+    let path = dirs[dirs.len() - 1].join(name);
+    let text = match read_private(&path) {
+        Ok(text) => text?,
+        Err(reason) => {
+            tracing::debug!("not reading the cache entry {}: {reason}", path.display());
+            return None;
+        }
+    };
+    let entry: Entry<T> = serde_json::from_str(&text).ok()?;
+    (entry.format == FORMAT && entry.caller == caller).then_some(entry.data)
+}
+
+fn write_entry<T: Serialize>(dirs: &[PathBuf], name: &str, caller: &str, data: &T) {
+    let write = || -> Result<(), String> {
+        for (i, dir) in dirs.iter().enumerate() {
+            make_dir(dir, i == 0)?;
+        }
+        let dir = &dirs[dirs.len() - 1];
+        let entry = Entry { format: FORMAT, caller: caller.to_string(), data };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| e.to_string())?;
+        // A fresh file with a random name, created O_EXCL and 0600, renamed over the entry: a concurrent
+        // reader never sees half a file, and nothing planted at a guessable name is ever opened.
+        let mut file = tempfile::Builder::new()
+            .prefix(".entry-")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+        file.write_all(&bytes).map_err(|e| e.to_string())?;
+        file.persist(dir.join(name)).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    if let Err(reason) = write() {
+        tracing::debug!("cannot write the cache: {reason}");
     }
 }
 

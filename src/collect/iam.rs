@@ -37,6 +37,8 @@ pub struct IamClients {
     pub caller: String,
     /// The partition of the credentials in use (`aws`, `aws-cn`...): IAM answers only for roles there.
     pub partition: String,
+    /// The SDK configuration the clients were built from (region, credentials), for other AWS services.
+    pub sdk: SdkConfig,
     by_account: HashMap<String, Client>,
 }
 
@@ -55,7 +57,7 @@ impl IamClients {
             let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
             by_account.insert(account.clone(), Client::from_conf(config));
         }
-        Ok(IamClients { caller, partition, by_account })
+        Ok(IamClients { caller, partition, sdk: sdk.clone(), by_account })
     }
 
     /// The client that can read `role`, or why none can: another partition (IAM is never asked by name in

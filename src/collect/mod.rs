@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod cache;
+pub mod cloudtrail;
 pub mod context;
 pub mod eks;
 pub mod iam;

@@ -4,10 +4,13 @@
 
 mod b64;
 pub mod cli;
+pub mod cloudtrail;
 pub mod eks;
 pub mod fixtures;
 pub mod http_server;
 pub mod iam;
 pub mod kube_api;
+pub mod s3;
 pub mod sts;
+pub mod trail;
 pub mod world;

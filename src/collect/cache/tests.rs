@@ -31,7 +31,8 @@ fn mode(path: &Path) -> u32 {
 
 /// The one entry file under `root`.
 fn entry_file(root: &Path) -> PathBuf {
-    let (dirs, name) = Cache::new(Some(root), DEFAULT_TTL).location(CALLER, ARN, Granularity::Service).unwrap();
+    let cache = Cache::new(Some(root), DEFAULT_TTL);
+    let (dirs, name) = cache.last_accessed_location(CALLER, ARN, Granularity::Service).unwrap();
     dirs[dirs.len() - 1].join(name)
 }
 
@@ -58,7 +59,9 @@ fn entries_belong_to_the_account_that_read_them() {
     cache.put(CALLER, &report(ARN, t0()));
     assert!(cache.get("999988887777", ARN, Granularity::Service, later(1)).is_none());
     // A file copied under another caller's directory still names the caller that read it.
-    let theirs = Cache::new(Some(dir.path()), DEFAULT_TTL).location("999988887777", ARN, Granularity::Service).unwrap();
+    let theirs = Cache::new(Some(dir.path()), DEFAULT_TTL)
+        .last_accessed_location("999988887777", ARN, Granularity::Service)
+        .unwrap();
     let theirs_dir = &theirs.0[theirs.0.len() - 1];
     for d in &theirs.0 {
         make_dir(d, d == dir.path()).unwrap();

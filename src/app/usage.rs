@@ -1,0 +1,111 @@
+//! Observed usage for `audit` and `snapshot`: the trail read with a progress bar (files and bytes, on a
+//! terminal), then attributed for this cluster.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{now_seconds, warn};
+use crate::cli::{Cli, IamArgs, UsageArgs};
+use crate::collect::cache::{self, Cache};
+use crate::collect::cloudtrail::{self, TrailOptions};
+use crate::collect::iam::IamClients;
+use crate::model::{BindingList, Snapshot};
+use crate::usage::{ClusterId, Usage, attribute};
+use crate::{Result, audit};
+
+/// Reads the account's trail for the window `args` asks and attributes the calls of the roles in `list`.
+pub(super) async fn observe(
+    cli: &Cli,
+    iam: &IamClients,
+    snap: &Snapshot,
+    list: &BindingList,
+    args: &UsageArgs,
+    iam_args: &IamArgs,
+) -> Result<Usage> {
+    let roles = audit::auditable(list);
+    let to = now_seconds();
+    let from = to - args.since;
+    let options = TrailOptions {
+        trail: args.trail.clone(),
+        from,
+        to,
+        refresh: iam_args.refresh,
+        concurrency: usize::from(iam_args.concurrency),
+        cache: Cache::new(iam_args.cache_dir.as_deref(), cache::DEFAULT_TTL),
+        caller: iam.caller.clone(),
+    };
+    let progress = FileProgress::start();
+    let read = cloudtrail::read(&iam.sdk, &iam.caller, &roles, &options, &progress).await;
+    progress.bar.finish_and_clear();
+    let read = read?;
+    for w in &read.warnings {
+        warn(cli, w);
+    }
+    tracing::debug!(
+        "read {} CloudTrail files ({} bytes) of trail {}",
+        read.files_read,
+        read.bytes_read,
+        read.trail.arn
+    );
+    let c = &snap.cluster;
+    let cluster = ClusterId {
+        name: c.name.clone(),
+        arn: match (&c.region, &c.account, &c.name) {
+            (Some(region), Some(account), Some(name)) => {
+                Some(format!("arn:{}:eks:{region}:{account}:cluster/{name}", iam.partition))
+            }
+            _ => None,
+        },
+        issuer: c.oidc_issuer.clone(),
+    };
+    Ok(Usage {
+        source: "cloudtrail".into(),
+        trail: read.trail.arn.clone(),
+        from: Some(from),
+        to: Some(to),
+        coverage: read.coverage,
+        roles: attribute(&read.tally, &roles, &cluster),
+    })
+}
+
+/// Files and bytes read, on stderr when it is a terminal and the read takes a moment.
+struct FileProgress {
+    bar: ProgressBar,
+}
+
+impl FileProgress {
+    const DELAY: Duration = Duration::from_millis(700);
+
+    fn start() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} reading CloudTrail logs {pos}/{len} files, {msg} {wide_bar} {elapsed}",
+        ) {
+            bar.set_style(style);
+        }
+        if std::io::stderr().is_terminal() {
+            let shown = bar.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Self::DELAY).await;
+                if !shown.is_finished() {
+                    shown.set_draw_target(ProgressDrawTarget::stderr());
+                    shown.enable_steady_tick(Duration::from_millis(120));
+                }
+            });
+        }
+        FileProgress { bar }
+    }
+}
+
+impl cloudtrail::Progress for FileProgress {
+    fn listed(&self, files: u64, bytes: u64) {
+        self.bar.set_length(files);
+        self.bar.set_message(format!("0 B of {}", HumanBytes(bytes)));
+    }
+
+    fn file_done(&self, _bytes: u64) {
+        self.bar.inc(1);
+    }
+}
