@@ -19,8 +19,10 @@ fn role(arn: &str, status: Status, unused: &[&str], ns: &str, sa: &str, deploy: 
             service_account: sa.into(),
             source: Source::Irsa,
             workloads: vec![Workload { kind: "Deployment".into(), name: deploy.into() }],
+            actions: None,
         }],
         error: None,
+        observed: None,
     }
 }
 
