@@ -164,3 +164,37 @@ fn tracked_actions_never_used_or_stale() {
     assert_eq!(services[1].unused_actions, None, "not tracked per action");
     assert_eq!(out.roles[0].status, Status::Ok, "actions do not change the service-level status");
 }
+
+#[test]
+fn an_observed_call_is_evidence_of_use() {
+    use crate::usage::{Count, RoleUsage, Usage, User, UserUsage};
+    let now = ts("2026-11-22T10:00:00Z");
+    // Access Advisor (lagging) says the role and kms went unused for 200 days; CloudTrail saw kms yesterday.
+    let r = report(
+        A,
+        Some("2026-05-06T10:00:00Z"),
+        vec![service("kms", Some("2026-05-06T10:00:00Z")), service("sqs", None)],
+    );
+    let mut audited = audit(&list(vec![binding("shop", "api", A, None)]), &[r], 90, now);
+    assert_eq!(audited.roles[0].status, Status::UnusedRole);
+    let yesterday = Some(ts("2026-11-21T10:00:00Z"));
+    let count = Count { allowed: 4, denied: 0, last_allowed: yesterday, last_denied: None };
+    let usage = Usage {
+        source: "cloudtrail".into(),
+        roles: vec![RoleUsage {
+            role_arn: A.into(),
+            by_user: vec![UserUsage {
+                user: Some(User { namespace: "shop".into(), service_account: "api".into() }),
+                actions: [("kms:Decrypt".to_string(), count)].into_iter().collect(),
+            }],
+        }],
+        ..Usage::default()
+    };
+    with_usage(&mut audited, &usage);
+    let role = &audited.roles[0];
+    assert_eq!(role.status, Status::UnusedServices, "used yesterday, whatever the lagging data says");
+    assert_eq!(role.unused_services, ["sqs"], "kms was called");
+    assert_eq!(role.role_last_used, yesterday);
+    assert_eq!(role.bindings[0].actions.as_deref(), Some(&["kms:Decrypt".to_string()][..]));
+    assert_eq!(role.observed.as_ref().unwrap().events, 4);
+}

@@ -16,13 +16,16 @@ use serde_json::Value;
 
 use super::{Manifests, manifests_dir};
 use crate::support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile, Output};
+use crate::support::cloudtrail::{FakeCloudTrail, RunningCloudTrail, TrailSpec};
 use crate::support::eks::{FakeEks, RunningEks};
 use crate::support::fixtures::{
     cron_job, daemon_set, deployment, job, pod, replica_set, service_account, stateful_set,
 };
 use crate::support::iam::{FakeIam, RoleSpec, RunningIam, allow, irsa_trust};
 use crate::support::kube_api::{Access, FakeKube, RunningKube};
+use crate::support::s3::{FakeS3, RunningS3};
 use crate::support::sts::{FakeSts, RunningSts};
+use crate::support::trail::{call, gz, log_key};
 
 const ACCOUNT: &str = "111122223333";
 const OTHER: &str = "444455556666";
@@ -32,12 +35,18 @@ const NS: &str = "shop";
 const TOKEN: &str = "in-cluster-service-account-token";
 /// The role `--account-role` assumes in the other account; named as `iam-policy-cross-account.json` expects.
 const OTHER_AUDITOR: &str = "arn:aws:iam::444455556666:role/iam-roles-auditor";
+const TRAIL: &str = "org";
+const TRAIL_BUCKET: &str = "org-trail";
+/// Actions a policy grants that the binary never calls itself: S3 calls KMS to decrypt a trail's files.
+const SERVER_SIDE: [&str; 1] = ["kms:Decrypt"];
 
 struct World {
     kube: RunningKube,
     eks: RunningEks,
     iam: RunningIam,
     sts: RunningSts,
+    s3: RunningS3,
+    cloudtrail: RunningCloudTrail,
     kubeconfig: KubeconfigFile,
     /// Role ARN by role name, to name the resource of a `GetRole` call.
     roles: BTreeMap<String, String>,
@@ -149,7 +158,23 @@ fn world() -> World {
     // Like in-cluster config: a bearer token and a server, no EKS context to infer the cluster from.
     let kubeconfig = Kubeconfig::single(Context::new("in-cluster", &kube.url()).token(TOKEN)).write();
     let cache = tempfile::tempdir().expect("cache dir");
-    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, roles, cache }
+    // The account's trail, with a day of logs where the api's role read an object.
+    let (s3, cloudtrail) = (FakeS3::new(), FakeCloudTrail::new());
+    cloudtrail.add_trail(TrailSpec::new(TRAIL, ACCOUNT, REGION, TRAIL_BUCKET));
+    let t = ago(1);
+    let records = [call(&wide, "ASIAEXAMPLE0000001", "s3.amazonaws.com", "GetObject", &t, REGION, None)];
+    s3.put(TRAIL_BUCKET, &log_key(None, ACCOUNT, REGION, &t, 1), gz(&records));
+    World {
+        kube,
+        eks: eks.start(),
+        iam: iam.start(),
+        sts: sts.start(),
+        s3: s3.start(),
+        cloudtrail: cloudtrail.start(),
+        kubeconfig,
+        roles,
+        cache,
+    }
 }
 
 impl World {
@@ -161,7 +186,9 @@ impl World {
             .aws_credentials()
             .eks_endpoint(&self.eks.url())
             .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url());
+            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
+            .env("AWS_ENDPOINT_URL_S3", self.s3.url())
+            .env("AWS_ENDPOINT_URL_CLOUDTRAIL", self.cloudtrail.url());
         for var in manifests.container().env.as_deref().unwrap_or_default() {
             let value = var.value.as_deref().unwrap_or_default();
             let value = match var.name.as_str() {
@@ -183,7 +210,11 @@ impl World {
 
 /// The manifests' placeholders as the fakes' values.
 fn fill_placeholders(text: &str, account: &str) -> String {
-    text.replace("ACCOUNT_ID", account).replace("CLUSTER_NAME", CLUSTER).replace("REGION", REGION)
+    text.replace("ACCOUNT_ID", account)
+        .replace("CLUSTER_NAME", CLUSTER)
+        .replace("REGION", REGION)
+        .replace("TRAIL_BUCKET", TRAIL_BUCKET)
+        .replace("TRAIL_NAME", TRAIL)
 }
 
 /// Runs what the CronJob runs (its args) and the read commands, once each, on one cluster.
@@ -335,6 +366,27 @@ fn aws_calls(w: &World) -> (Vec<AwsCall>, Vec<AwsCall>) {
         };
         calls.push(AwsCall { action: format!("eks:{action}"), resource, account: ACCOUNT.to_string() });
     }
+    for r in w.s3.requests() {
+        let path = r.path.trim_matches('/');
+        let (action, resource) = match (r.query_param("list-type"), path.split_once('/')) {
+            (None, Some((bucket, key))) => {
+                ("s3:GetObject", format!("arn:aws:s3:::{bucket}/{}", crate::support::http_server::percent_decode(key)))
+            }
+            _ => ("s3:ListBucket", format!("arn:aws:s3:::{}", path.split('/').next().unwrap_or_default())),
+        };
+        calls.push(AwsCall { action: action.to_string(), resource, account: ACCOUNT.to_string() });
+    }
+    for r in w.cloudtrail.requests() {
+        let operation = r.header("x-amz-target").and_then(|t| t.rsplit('.').next()).unwrap_or_default().to_string();
+        let resource = match operation.as_str() {
+            "GetEventSelectors" => {
+                let body: Value = serde_json::from_str(&r.body).unwrap_or_default();
+                body["TrailName"].as_str().unwrap_or_default().to_string()
+            }
+            _ => "*".to_string(),
+        };
+        calls.push(AwsCall { action: format!("cloudtrail:{operation}"), resource, account: ACCOUNT.to_string() });
+    }
     let mut sts = Vec::new();
     for c in w.sts.requests().into_iter().filter(|c| c.action != "GetCallerIdentity") {
         let resource = c.param("RoleArn").unwrap_or_default().to_string();
@@ -423,10 +475,11 @@ fn the_iam_policies_grant_exactly_what_the_binary_calls() {
 /// files grant (`--suggest-policy`'s file adds to `iam-policy.json`), each call on a resource they name.
 #[test]
 fn each_commands_policy_grants_exactly_what_it_calls() {
-    let commands: [(&[&str], &[&str]); 3] = [
+    let commands: [(&[&str], &[&str]); 4] = [
         (&["doctor", "-A"], &["iam-policy-doctor.json"]),
         (&["snapshot", "-A"], &["iam-policy-snapshot.json"]),
         (&["audit", "-A", "--suggest-policy"], &["iam-policy.json", "iam-policy-suggest-policy.json"]),
+        (&["audit", "-A", "--usage", "cloudtrail"], &["iam-policy.json", "iam-policy-cloudtrail.json"]),
     ];
     for (args, files) in commands {
         let w = world();
@@ -434,7 +487,8 @@ fn each_commands_policy_grants_exactly_what_it_calls() {
         let (calls, sts) = aws_calls(&w);
         assert!(sts.is_empty(), "{args:?} assumed roles: {sts:?}");
         let docs: Vec<Value> = files.iter().map(|f| policy(f)).collect();
-        let granted: BTreeSet<String> = docs.iter().flat_map(policy_actions).collect();
+        let granted: BTreeSet<String> =
+            docs.iter().flat_map(policy_actions).filter(|a| !SERVER_SIDE.contains(&a.as_str())).collect();
         let called: BTreeSet<String> = calls.iter().map(|c| c.action.clone()).collect();
         assert_eq!(called, granted, "{args:?}: {files:?} must list exactly the IAM and EKS actions it calls");
         let outside: Vec<&AwsCall> = calls.iter().filter(|c| !docs.iter().any(|d| policy_allows(d, c))).collect();
@@ -448,8 +502,8 @@ fn each_commands_policy_grants_exactly_what_it_calls() {
 
 /// Actions the IAM service authorization reference lists with no resource type: only `"Resource": "*"` can
 /// grant them. Every other action must be scoped to its resources.
-const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 2] =
-    ["iam:GetServiceLastAccessedDetails", "iam:ListOpenIDConnectProviders"];
+const NO_RESOURCE_LEVEL_PERMISSIONS: [&str; 3] =
+    ["iam:GetServiceLastAccessedDetails", "iam:ListOpenIDConnectProviders", "cloudtrail:DescribeTrails"];
 
 /// Every IAM policy file in `manifests/`.
 fn policy_files() -> Vec<String> {
@@ -465,6 +519,7 @@ fn policy_files() -> Vec<String> {
 #[test]
 fn every_policy_file_is_checked_against_a_command() {
     let checked = [
+        "iam-policy-cloudtrail.json",
         "iam-policy-cross-account.json",
         "iam-policy-doctor.json",
         "iam-policy-snapshot.json",
