@@ -113,7 +113,7 @@ impl Cmd {
         self.home.path()
     }
 
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let bin = bin_path();
         let bin_dir = bin.parent().expect("binary dir").to_path_buf();
         let inherited = std::env::var_os("PATH").unwrap_or_default();
