@@ -87,7 +87,14 @@ fn main() {
         let mut batch = Vec::with_capacity(RECORDS_PER_FILE);
         for (i, role) in roles.iter().enumerate() {
             let key = format!("ASIA{n:06}{i:08}");
-            batch.push(web_identity(role, &provider, &format!("system:serviceaccount:bench:svc-{i:02}"), &key, &day, "us-west-2"));
+            batch.push(web_identity(
+                role,
+                &provider,
+                &format!("system:serviceaccount:bench:svc-{i:02}"),
+                &key,
+                &day,
+                "us-west-2",
+            ));
         }
         let mut k = 0usize;
         while batch.len() < RECORDS_PER_FILE {
@@ -198,15 +205,27 @@ fn main() {
     show("ours, second run (only new files: none)", trail(again));
     show("floor: zcat > /dev/null (one core)", floor);
     show(&format!("naive: {} + zcat | jq", download.0), naive);
-    println!("   naive download alone: {:.0} ms, jq aggregation alone: {:.0} ms", fetch.as_secs_f64() * 1000.0, aggregate.as_secs_f64() * 1000.0);
+    println!(
+        "   naive download alone: {:.0} ms, jq aggregation alone: {:.0} ms",
+        fetch.as_secs_f64() * 1000.0,
+        aggregate.as_secs_f64() * 1000.0
+    );
     let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
-    println!("   ours (one at a time) vs the gunzip floor: {:.2}x the floor's throughput (goal >= 0.5x)", ratio(trail(one), floor));
+    println!(
+        "   ours (one at a time) vs the gunzip floor: {:.2}x the floor's throughput (goal >= 0.5x)",
+        ratio(trail(one), floor)
+    );
     println!("   ours (16 at a time) vs the gunzip floor: {:.2}x", ratio(trail(ours), floor));
     println!("   ours vs the naive way: {:.1}x faster", ratio(trail(ours), naive));
     println!("   peak RSS of the binary: {rss:.0} MB for {:.0} MB of logs (goal < 200 MB for 1 GB)", mb(uncompressed));
 
     // The answer is the same as jq's: every role's calls are attributed to its service account.
-    let out = w.cmd().args(["audit", "-A", "-o", "json", "--usage", "cloudtrail"]).env("AWS_ENDPOINT_URL_S3", s3.url()).env("AWS_ENDPOINT_URL_CLOUDTRAIL", ct.url()).run();
+    let out = w
+        .cmd()
+        .args(["audit", "-A", "-o", "json", "--usage", "cloudtrail"])
+        .env("AWS_ENDPOINT_URL_S3", s3.url())
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", ct.url())
+        .run();
     let doc: Value = out.json();
     let attributed = doc["roles"].as_array().expect("roles").iter().all(|r| {
         r["observed"]["unattributed"] == 0 && r["observed"]["actions"].as_array().is_some_and(|a| !a.is_empty())

@@ -110,6 +110,27 @@ pub struct RoleSuggestion {
     pub unused_actions: Vec<String>,
     pub drafts: Vec<crate::policy::Draft>,
     pub error: Option<ReportError>,
+    /// With observed usage: each draft narrowed further to the actions CloudTrail saw called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_drafts: Option<Vec<crate::policy::observed::ObservedDraft>>,
+    /// With observed usage, for a role whose service accounts call different actions: one set of drafts per
+    /// service account, to give each its own role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<SplitProposal>>,
+    /// Actions only callers that are no service account here used (another cluster, an older session):
+    /// a split would take them away from those callers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub called_by_others: Vec<String>,
+}
+
+/// One service account's share of a split role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitProposal {
+    pub namespace: String,
+    pub service_account: String,
+    pub actions: Vec<String>,
+    pub drafts: Vec<crate::policy::observed::ObservedDraft>,
 }
 
 impl RoleAudit {

@@ -12,6 +12,7 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+pub mod observed;
 mod suggest;
 
 pub use suggest::{ActionChange, Draft, NotNarrowed, Reason, Suggestion, Summary, suggest};

@@ -57,6 +57,10 @@ fn binding<'a>(role: &'a Value, sa: &str) -> &'a Value {
 
 /// One role shared by `shop/api` (IRSA) and `shop/worker` (Pod Identity), with a trail covering two regions.
 fn shop() -> Shop {
+    shop_with(TrailSpec::new("org", ACCOUNT, "us-west-2", BUCKET))
+}
+
+fn shop_with(trail: TrailSpec) -> Shop {
     let f = Fakes::new();
     let shared = f.role("shop-shared", &["s3:GetObject", "s3:PutObject", "sqs:ReceiveMessage", "kms:Decrypt"], Some(1));
     f.used("shop-shared", "s3", 1);
@@ -114,7 +118,7 @@ fn shop() -> Shop {
     s3.max_keys(2);
 
     let ct = FakeCloudTrail::new();
-    ct.add_trail(TrailSpec::new("org", ACCOUNT, "us-west-2", BUCKET));
+    ct.add_trail(trail);
     let w = f.start();
     Shop { w, s3: s3.start(), ct: ct.start(), shared, cache: tempfile::tempdir().unwrap(), issuer, yesterday }
 }
@@ -245,4 +249,45 @@ fn a_missing_trail_and_an_unreadable_bucket_are_clear_errors() {
     out.assert_code(1);
     assert!(out.stderr.contains("s3:ListBucket") && out.stderr.contains(BUCKET), "{out}");
     let _ = shop.provider();
+}
+
+#[test]
+fn suggested_drafts_keep_only_what_was_called_never_what_cloudtrail_cannot_see_and_split_the_role() {
+    // The trail records S3 object (data) events but not SQS's: sqs:ReceiveMessage cannot be judged.
+    let shop = shop_with(TrailSpec::new("org", ACCOUNT, "us-west-2", BUCKET).with_s3_data_events());
+    let out = shop.cmd().args(["audit", "-n", "shop", "-o", "json", "--usage", "cloudtrail", "--suggest-policy"]).run();
+    out.assert_code(0);
+    let doc = out.json();
+    let item =
+        doc["items"].as_array().unwrap().iter().find(|i| i["roleArn"] == shop.shared.as_str()).expect("the role");
+    let statement = &item["observedDrafts"][0]["document"]["Statement"][0];
+    let actions: Vec<&str> = statement["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    // s3:PutObject was only attempted (denied) and S3 objects are recorded: it goes. kms:Decrypt was called
+    // (by another cluster's session): it stays for the role as a whole.
+    assert_eq!(actions, ["s3:GetObject", "sqs:ReceiveMessage", "kms:Decrypt"], "{item:#}");
+    assert_eq!(item["observedDrafts"][0]["keptUnjudged"], serde_json::json!(["sqs:ReceiveMessage"]));
+
+    let split = item["split"].as_array().expect("a split proposal");
+    let share = |sa: &str| split.iter().find(|s| s["serviceAccount"] == sa).unwrap_or_else(|| panic!("{sa}: {item:#}"));
+    let granted = |sa: &str| -> Vec<String> {
+        share(sa)["drafts"][0]["document"]["Statement"][0]["Action"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_else(|| {
+                vec![share(sa)["drafts"][0]["document"]["Statement"][0]["Action"].as_str().unwrap().into()]
+            })
+    };
+    assert_eq!(share("api")["actions"], serde_json::json!(["s3:GetObject"]));
+    // The unjudged SQS grant stays in every share: CloudTrail cannot say who needs it.
+    assert_eq!(granted("api"), ["s3:GetObject", "sqs:ReceiveMessage"]);
+    assert_eq!(granted("worker"), ["sqs:ReceiveMessage"]);
+    assert_eq!(item["calledByOthers"], serde_json::json!(["kms:Decrypt"]));
+
+    let table =
+        shop.cmd().args(["audit", "-n", "shop", "--usage", "cloudtrail", "--suggest-policy", "--color", "never"]).run();
+    table.assert_code(0);
+    assert!(
+        table.stdout.contains("split proposal") && table.stdout.contains("shop/worker calls sqs:ReceiveMessage"),
+        "{table}"
+    );
 }

@@ -365,7 +365,55 @@ pub fn suggestions(out: &mut dyn Write, doc: &PolicySuggestionList, paint: Paint
                 None => writeln!(out, "    nothing is left: detach or delete this policy")?,
             }
         }
+        if let Some(drafts) = &item.observed_drafts {
+            writeln!(out, "\n  {}", paint.bold("observed usage: each draft keeps only the actions called"))?;
+            write_observed_drafts(out, drafts, "  ", paint)?;
+        }
+        if let Some(split) = &item.split {
+            writeln!(out, "\n  {}", paint.bold("split proposal: its service accounts call different actions"))?;
+            for share in split {
+                let actions = if share.actions.is_empty() { "nothing".to_string() } else { listed(&share.actions) };
+                writeln!(out, "  {}/{} calls {actions}", escape(&share.namespace), escape(&share.service_account))?;
+                write_observed_drafts(out, &share.drafts, "    ", paint)?;
+            }
+            if !item.called_by_others.is_empty() {
+                writeln!(
+                    out,
+                    "  {} only callers that are no service account here used {}: a split takes them away from them",
+                    paint.warn("review:"),
+                    listed(&item.called_by_others)
+                )?;
+            }
+        }
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn write_observed_drafts(
+    out: &mut dyn Write,
+    drafts: &[crate::policy::observed::ObservedDraft],
+    indent: &str,
+    paint: Paint,
+) -> io::Result<()> {
+    for d in drafts {
+        writeln!(out, "{indent}policy {}", paint.bold(&escape(&d.source)))?;
+        if !d.kept_unjudged.is_empty() {
+            writeln!(
+                out,
+                "{indent}  kept as written (CloudTrail cannot see all they allow): {}",
+                listed(&d.kept_unjudged)
+            )?;
+        }
+        match &d.document {
+            Some(doc) => {
+                let json = serde_json::to_string_pretty(doc).map_err(io::Error::other)?;
+                for line in json.lines() {
+                    writeln!(out, "{indent}  {line}")?;
+                }
+            }
+            None => writeln!(out, "{indent}  nothing is left: detach or delete this policy")?,
+        }
     }
     Ok(())
 }

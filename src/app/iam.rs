@@ -14,7 +14,10 @@ use crate::cli::{Cli, Format, IamArgs};
 use crate::collect::cache::{self, Cache};
 use crate::collect::iam::{AuditSettings, IamClients};
 use crate::model::{BindingList, RoleReport, Snapshot};
+use crate::policy::observed::{Evidence, ObservedDraft, narrow};
+use crate::usage::{Observed, Usage, User};
 use crate::{Result, audit, collect};
+use std::collections::BTreeSet;
 
 /// The last-accessed summary of the roles `who-uses` found: from the snapshot offline, live when AWS
 /// credentials allow (cached, so asking again is free), otherwise nothing.
@@ -47,10 +50,18 @@ pub(super) async fn usage_summary(
     known.then_some(report)
 }
 
-/// Drafts narrower policies for the roles with unused services and prints them (never changes IAM).
-pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit::AuditReport) -> Result<()> {
+/// Drafts narrower policies for the roles with unused services and prints them (never changes IAM). With
+/// observed usage, also action-level drafts and, for a role whose service accounts call different actions,
+/// a split proposal.
+pub(super) async fn suggest_policies(
+    cli: &Cli,
+    iam: &IamClients,
+    report: &audit::AuditReport,
+    usage: Option<&Usage>,
+) -> Result<()> {
     let mut items = Vec::new();
-    for role in report.roles.iter().filter(|r| r.has_unused()) {
+    let observed_role = |r: &audit::RoleAudit| usage.is_some() && r.observed.is_some() && r.error.is_none();
+    for role in report.roles.iter().filter(|r| r.has_unused() || observed_role(r)) {
         let Ok(arn) = role.role_arn.parse::<RoleArn>() else { continue };
         let unused_actions = role.unused_actions();
         let mut item = audit::RoleSuggestion {
@@ -59,6 +70,9 @@ pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit
             unused_actions: unused_actions.clone(),
             drafts: Vec::new(),
             error: None,
+            observed_drafts: None,
+            split: None,
+            called_by_others: Vec::new(),
         };
         match iam.client_for(&arn) {
             Err(e) => item.error = Some(e),
@@ -66,6 +80,9 @@ pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit
                 Ok(docs) => item.drafts = crate::policy::suggest(&docs, &role.unused_services, &unused_actions).drafts,
                 Err((code, message)) => item.error = Some(crate::model::ReportError { code, message }),
             },
+        }
+        if let (Some(usage), Some(observed), None) = (usage, &role.observed, &item.error) {
+            observed_drafts(&mut item, role, observed, usage);
         }
         items.push(item);
     }
@@ -81,6 +98,60 @@ pub(super) async fn suggest_policies(cli: &Cli, iam: &IamClients, report: &audit
         Format::Table | Format::Wide => render::suggestions(out, &doc, paint),
         f => render::document(out, &doc, f),
     })
+}
+
+/// The observed-usage drafts of one role (from its Access Advisor drafts), and its split proposal.
+fn observed_drafts(item: &mut audit::RoleSuggestion, role: &audit::RoleAudit, observed: &Observed, usage: &Usage) {
+    let seen_services: BTreeSet<String> =
+        observed.actions.iter().filter_map(|a| a.action.split_once(':').map(|(s, _)| s.to_ascii_lowercase())).collect();
+    let evidence = |actions: BTreeSet<String>| Evidence {
+        observed: actions,
+        coverage: usage.coverage.clone(),
+        unseen_services: role
+            .services
+            .iter()
+            .filter(|s| s.state == audit::UseState::Used && !seen_services.contains(&s.namespace))
+            .map(|s| s.namespace.clone())
+            .collect(),
+    };
+    let narrow_all = |e: &Evidence| -> Vec<ObservedDraft> {
+        item.drafts.iter().filter_map(|d| Some(narrow(&d.source, d.document.as_ref()?, e))).collect()
+    };
+    let all = evidence(observed.actions.iter().map(|a| a.action.clone()).collect());
+    let drafts = narrow_all(&all);
+    // Service accounts with their actions: the role's bindings here, and any other that called it.
+    let mut users: BTreeSet<User> = observed.actions.iter().flat_map(|a| a.users.iter().cloned()).collect();
+    users.extend(
+        role.bindings
+            .iter()
+            .map(|b| User { namespace: b.namespace.clone(), service_account: b.service_account.clone() }),
+    );
+    let sets: Vec<(User, Vec<String>)> = users
+        .into_iter()
+        .map(|u| {
+            let a = observed.actions_of(&u);
+            (u, a)
+        })
+        .collect();
+    let differ = sets.len() > 1 && sets.iter().any(|(_, a)| *a != sets[0].1);
+    if differ {
+        item.split = Some(
+            sets.into_iter()
+                .map(|(user, actions)| {
+                    let drafts = narrow_all(&evidence(actions.iter().cloned().collect()));
+                    audit::SplitProposal {
+                        namespace: user.namespace,
+                        service_account: user.service_account,
+                        actions,
+                        drafts,
+                    }
+                })
+                .collect(),
+        );
+        item.called_by_others =
+            observed.actions.iter().filter(|a| a.users.is_empty()).map(|a| a.action.clone()).collect();
+    }
+    item.observed_drafts = Some(drafts);
 }
 
 /// The IAM clients of a command, built once: the SDK config (IAM is global, but signing needs a region: the

@@ -140,7 +140,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 audit::with_usage(&mut report, observed);
             }
             if let (true, Some(clients)) = (*suggest_policy, &clients) {
-                return suggest_policies(&cli, clients, &report).await;
+                return suggest_policies(&cli, clients, &report, observed.as_ref()).await;
             }
             if report.roles.is_empty() && is_table(&cli) {
                 eprintln!("No IAM roles are bound {}.", scope_text(&snap));

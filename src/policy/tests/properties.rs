@@ -328,6 +328,48 @@ proptest! {
     }
 }
 
+/// Observed-usage drafts (`policy::observed`), against the same oracle.
+fn observed_case() -> impl Strategy<Value = (PolicyDocument, Vec<String>, Vec<String>)> {
+    let named: Vec<String> = CATALOG.iter().flat_map(|(s, n)| n.split(' ').map(move |n| format!("{s}:{n}"))).collect();
+    let data = vec!["s3", "lambda", "dynamodb", "sqs", "sns"];
+    (
+        policy(),
+        prop::collection::vec(select(named), 0..10),
+        prop::sample::subsequence(data, 0..=5).prop_map(|d| d.into_iter().map(str::to_string).collect()),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn observed_drafts_never_widen_and_keep_what_was_called_or_cannot_be_seen((original, called, data) in observed_case()) {
+        use super::super::observed::{DATA_ACTIONS, Evidence, narrow};
+        let evidence = Evidence {
+            observed: called.iter().cloned().collect(),
+            coverage: crate::usage::Coverage { management: true, data_services: data.iter().cloned().collect() },
+            unseen_services: BTreeSet::new(),
+        };
+        let draft = narrow("p", &original, &evidence);
+        let after: Vec<&PolicyDocument> = draft.document.iter().collect();
+        for f in [allowed, granted] {
+            let (before, now) = (f(&[&original]), f(&after));
+            prop_assert!(now.is_subset(&before), "widened: {:?}", now.difference(&before).collect::<Vec<_>>());
+        }
+        let (before, now) = (allowed(&[&original]), allowed(&after));
+        for action in called.iter().map(|a| a.to_lowercase()).filter(|a| before.contains(a)) {
+            prop_assert!(now.contains(&action), "dropped {} although it was called", action);
+        }
+        let unrecorded = DATA_ACTIONS
+            .iter()
+            .filter(|(service, _)| !data.iter().any(|d| d == service))
+            .flat_map(|(service, names)| names.split_whitespace().map(move |n| format!("{service}:{n}").to_lowercase()));
+        for action in unrecorded.filter(|a| before.contains(a)) {
+            prop_assert!(now.contains(&action), "dropped {} which the trail cannot see", action);
+        }
+    }
+}
+
 #[test]
 fn the_oracle_matches_like_iam() {
     assert!(oracle_match("s3:Get*", "S3:GETOBJECT") && oracle_match("*", "kms:decrypt"));
