@@ -281,4 +281,17 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "-n", "a", "-A"]).is_err());
         assert!(Cli::try_parse_from(["x", "-o", "csv"]).is_err());
     }
+
+    #[test]
+    fn since_takes_days_or_hours() {
+        assert_eq!(parse_since("30d"), Ok(jiff::SignedDuration::from_hours(720)));
+        assert_eq!(parse_since("12h"), Ok(jiff::SignedDuration::from_hours(12)));
+        for bad in ["30", "d", "0d", "401d", "1w", "-1d", "1.5d"] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+        let c =
+            Cli::try_parse_from(["x", "audit", "--usage", "cloudtrail", "--since", "7d", "--trail", "org"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Audit { ref usage, .. })
+            if usage.usage == Some(UsageSource::Cloudtrail) && usage.trail.as_deref() == Some("org")));
+    }
 }
