@@ -141,11 +141,14 @@ pub async fn read(
     let scope = Arc::new(scope);
     let (mut files_read, mut bytes_read) = (0, 0);
     let bucket = trail.bucket.clone();
+    // Parsing holds an inflated file: as many at once as there are cores, however many downloads are in flight.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let parsers = Arc::new(tokio::sync::Semaphore::new(cores));
     let mut results = futures::stream::iter(to_read)
         .map(|(region, day, key, size)| {
-            let (s3, bucket, scope) = (s3.clone(), bucket.clone(), scope.clone());
+            let (s3, bucket, scope, parsers) = (s3.clone(), bucket.clone(), scope.clone(), parsers.clone());
             async move {
-                let result = read_file(&s3, &bucket, &key, scope).await;
+                let result = read_file(&s3, &bucket, &key, scope, &parsers).await;
                 (region, day, key, size, result)
             }
         })
@@ -182,9 +185,11 @@ async fn read_file(
     bucket: &str,
     key: &str,
     scope: Arc<BTreeSet<String>>,
+    parsers: &tokio::sync::Semaphore,
 ) -> Result<Tally, String> {
     let object = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| error_sentence(&e))?;
     let bytes = object.body.collect().await.map_err(|e| format!("the download broke off ({e})"))?.into_bytes();
+    let _parser = parsers.acquire().await.map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
         let mut tally = Tally::default();
         record::read_gzipped_log(&bytes, &mut |r| tally.add(&r, &scope))

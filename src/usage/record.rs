@@ -85,7 +85,8 @@ impl Record {
     }
 }
 
-/// Reads one log file, calling `on_record` for each record in order; returns how many there were. An error
+/// Reads one log file from a stream, calling `on_record` for each record in order; returns how many there
+/// were. An error
 /// (bad gzip, truncated or malformed JSON) means the file is unusable: callers drop what it gave.
 pub fn read_log(reader: impl Read, on_record: &mut dyn FnMut(Record)) -> Result<u64, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
@@ -94,9 +95,16 @@ pub fn read_log(reader: impl Read, on_record: &mut dyn FnMut(Record)) -> Result<
     Ok(count)
 }
 
-/// Gunzips and reads one `.json.gz` log file.
+/// Gunzips and reads one `.json.gz` log file. The file is inflated into one buffer first: parsing a slice
+/// is several times faster than parsing a reader byte by byte, and a log file is at most tens of MB, read by
+/// as many workers as there are cores.
 pub fn read_gzipped_log(bytes: &[u8], on_record: &mut dyn FnMut(Record)) -> Result<u64, serde_json::Error> {
-    read_log(flate2::read::MultiGzDecoder::new(bytes), on_record)
+    let mut text = Vec::with_capacity(bytes.len().saturating_mul(8));
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(serde_json::Error::io)?;
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    let count = LogFile { on_record }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(count)
 }
 
 struct LogFile<'a> {
