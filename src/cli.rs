@@ -83,6 +83,8 @@ pub enum Command {
         annotation_prefix: String,
         #[command(flatten)]
         iam: IamArgs,
+        #[command(flatten)]
+        usage: UsageArgs,
     },
     /// Check that each binding's wiring can work and is tight: roles exist, trust policies admit exactly
     /// their service accounts, the OIDC provider is registered, plus everything `list` finds.

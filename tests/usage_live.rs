@@ -291,3 +291,25 @@ fn suggested_drafts_keep_only_what_was_called_never_what_cloudtrail_cannot_see_a
         "{table}"
     );
 }
+
+#[test]
+fn annotate_writes_what_each_service_account_was_seen_calling() {
+    let shop = shop();
+    let out =
+        shop.cmd().args(["annotate", "-n", "shop", "--usage", "cloudtrail", "--dry-run", "--color", "never"]).run();
+    out.assert_code(0);
+    let section = |head: &str| -> String {
+        let start = out.stdout.find(head).unwrap_or_else(|| panic!("{head}: {out}"));
+        out.stdout[start..].lines().skip(1).take_while(|l| l.starts_with("  ")).collect::<Vec<_>>().join("\n")
+    };
+    assert!(section("Deployment shop/api").contains("+ iam-roles.io/observed-actions: s3:GetObject"), "{out}");
+    assert!(
+        section("ServiceAccount shop/worker").contains("+ iam-roles.io/observed-actions: sqs:ReceiveMessage"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("unused-services"), "every service was used: {out}");
+    // Without the trail, the same run has nothing to write.
+    let plain = shop.cmd().args(["annotate", "-n", "shop", "--dry-run"]).run();
+    plain.assert_code(0);
+    assert!(!plain.stdout.contains("observed-actions"), "{plain}");
+}

@@ -16,22 +16,37 @@ use crate::model::ObjectMeta;
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub unused_services: String,
+    /// With observed usage: the actions the object's service account called with the role.
+    pub observed_actions: String,
     pub role_arn: String,
     pub audited_at: String,
 }
+
+/// At most this many observed actions are written; the rest are counted (`,+3 more`).
+pub const MAX_OBSERVED_ACTIONS: usize = 10;
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
         Keys {
             unused_services: format!("{prefix}unused-services"),
+            observed_actions: format!("{prefix}observed-actions"),
             role_arn: format!("{prefix}role-arn"),
             audited_at: format!("{prefix}audited-at"),
         }
     }
 
-    fn all(&self) -> [&str; 3] {
-        [&self.unused_services, &self.role_arn, &self.audited_at]
+    fn all(&self) -> [&str; 4] {
+        [&self.unused_services, &self.observed_actions, &self.role_arn, &self.audited_at]
     }
+}
+
+/// The value of the observed-actions key: sorted actions, the first few, then how many more.
+fn observed_value(actions: &BTreeSet<String>) -> String {
+    let mut value = actions.iter().take(MAX_OBSERVED_ACTIONS).cloned().collect::<Vec<_>>().join(",");
+    if actions.len() > MAX_OBSERVED_ACTIONS {
+        value.push_str(&format!(",+{} more", actions.len() - MAX_OBSERVED_ACTIONS));
+    }
+    value
 }
 
 /// One object's annotation change: values to set, keys to remove, and what was there before.
@@ -61,10 +76,12 @@ impl Change {
     }
 }
 
-/// What an object should carry: the unused services and the roles they belong to.
+/// What an object should carry: the unused services, the actions its service account was seen calling,
+/// and the roles they belong to.
 #[derive(Debug, Default)]
 struct Finding {
     services: BTreeSet<String>,
+    actions: BTreeSet<String>,
     roles: BTreeSet<String>,
 }
 
@@ -98,20 +115,24 @@ pub fn plan(
         let unused = role.error.is_none()
             && matches!(role.status, Status::UnusedServices | Status::UnusedRole)
             && !role.unused_services.is_empty();
-        if !unused && role.error.is_none() {
-            continue;
-        }
         for b in &role.bindings {
+            let called = b.actions.as_deref().unwrap_or_default();
+            if role.error.is_none() && !unused && called.is_empty() {
+                continue;
+            }
             let targets = std::iter::once(("ServiceAccount".to_string(), b.service_account.clone()))
                 .chain(b.workloads.iter().map(|w| (w.kind.clone(), w.name.clone())));
             for (kind, name) in targets {
                 let key = (kind, b.namespace.clone(), name);
-                if !unused {
+                if role.error.is_some() {
                     undecided.insert(key);
                     continue;
                 }
                 let f = wanted.entry(key).or_default();
-                f.services.extend(role.unused_services.iter().cloned());
+                if unused {
+                    f.services.extend(role.unused_services.iter().cloned());
+                }
+                f.actions.extend(called.iter().cloned());
                 f.roles.insert(role.role_arn.clone());
             }
         }
@@ -132,18 +153,30 @@ pub fn plan(
         match wanted.get(&key) {
             Some(f) => {
                 seen.insert(key);
-                let services = f.services.iter().cloned().collect::<Vec<_>>().join(",");
+                // Never an empty value: a key with nothing to say is absent.
+                let services =
+                    (!f.services.is_empty()).then(|| f.services.iter().cloned().collect::<Vec<_>>().join(","));
+                let actions = (!f.actions.is_empty()).then(|| observed_value(&f.actions));
                 let roles = f.roles.iter().cloned().collect::<Vec<_>>().join(",");
-                if has(&keys.unused_services) == Some(services.as_str()) && has(&keys.role_arn) == Some(roles.as_str())
+                if has(&keys.unused_services) == services.as_deref()
+                    && has(&keys.observed_actions) == actions.as_deref()
+                    && has(&keys.role_arn) == Some(roles.as_str())
                 {
                     continue;
                 }
-                let set = BTreeMap::from([
-                    (keys.unused_services.clone(), services),
-                    (keys.role_arn.clone(), roles),
-                    (keys.audited_at.clone(), audited_at.clone()),
-                ]);
-                changes.push(Change { object: object.clone(), set, remove: Vec::new() });
+                let mut set =
+                    BTreeMap::from([(keys.role_arn.clone(), roles), (keys.audited_at.clone(), audited_at.clone())]);
+                let mut remove = Vec::new();
+                for (key, value) in [(&keys.unused_services, services), (&keys.observed_actions, actions)] {
+                    match value {
+                        Some(v) => {
+                            set.insert(key.clone(), v);
+                        }
+                        None if has(key).is_some() => remove.push(key.clone()),
+                        None => {}
+                    }
+                }
+                changes.push(Change { object: object.clone(), set, remove });
             }
             None if undecided.contains(&key) => left_alone.push(left("a role bound to it could not be audited")),
             None if has(&keys.role_arn).is_some_and(|roles| roles.split(',').any(|r| unknown_roles.contains(r))) => {
@@ -216,8 +249,12 @@ pub fn event(change: &Change, api_version: &str, now: Timestamp) -> k8s_openapi:
     use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta as Meta, Time};
     let o = &change.object;
+    let unused = change.set.keys().any(|k| k.ends_with("unused-services"));
     let (reason, message, kind) = if change.is_removal() {
         ("IAMFindingsCleared", "its IAM roles no longer hold unused service permissions".to_string(), "Normal")
+    } else if !unused {
+        let actions = change.set.iter().find(|(k, _)| k.ends_with("observed-actions")).map(|(_, v)| v.as_str());
+        ("IAMUsageObserved", format!("its service account was seen calling: {}", actions.unwrap_or_default()), "Normal")
     } else {
         let services = change.set.iter().find(|(k, _)| k.ends_with("unused-services")).map(|(_, v)| v.as_str());
         let services = services.unwrap_or_default();

@@ -10,7 +10,7 @@ use super::{now_seconds, print_warnings, warn};
 use crate::act::annotate::{self, Held};
 use crate::act::paint::Paint;
 use crate::audit::AuditReport;
-use crate::cli::{Cli, IamArgs};
+use crate::cli::{Cli, IamArgs, UsageArgs};
 use crate::doctor::trust::{self, Trust};
 use crate::model::{RoleDetails, Snapshot, Source, Workload};
 use crate::resolve::owners::OwnerIndex;
@@ -19,7 +19,14 @@ use crate::{Error, Result, audit, collect, resolve};
 /// Audits live, plans the annotation changes, and applies them (or prints them with `--dry-run`).
 /// Per-object failures are reported and counted; the run fails (exit 1) when any object was left alone on
 /// incomplete evidence or could not be written, so a CronJob shows it.
-pub(super) async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix: &str, iam: &IamArgs) -> Result<()> {
+pub(super) async fn annotate(
+    cli: &Cli,
+    unused_days: u32,
+    dry_run: bool,
+    prefix: &str,
+    iam: &IamArgs,
+    usage: &UsageArgs,
+) -> Result<()> {
     if cli.output.snapshot.is_some() {
         return Err(Error::Usage(
             "annotate writes to the live cluster and cannot run on --snapshot; use audit --snapshot".into(),
@@ -41,6 +48,11 @@ pub(super) async fn annotate(cli: &Cli, unused_days: u32, dry_run: bool, prefix:
         tokio::join!(last_accessed(&clients, &roles, iam), collect::roles::details(&clients, &roles));
     let now = now_seconds();
     let mut report = audit::audit(&list, &reports, unused_days, now);
+    // Observed usage is evidence too; a trail that cannot be read stops the run before anything is written.
+    if usage.usage.is_some() {
+        let observed = super::usage::observe(cli, &clients, &snap, &list, usage, iam).await?;
+        audit::with_usage(&mut report, &observed);
+    }
     let mut held = incomplete_evidence(&snap);
     let unverified = keep_verified_bindings(&mut report, &snap, &details, &mut held);
     let (objects, unlisted) = collect::kube::annotatable(&conn.client, conn.namespace.as_deref()).await;

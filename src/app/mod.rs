@@ -84,8 +84,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
             print(&cli, |out, _| render::document(out, &snap, format))
         }
-        Command::Annotate { unused_days, dry_run, annotation_prefix, iam } => {
-            annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam).await
+        Command::Annotate { unused_days, dry_run, annotation_prefix, iam, usage } => {
+            annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam, usage).await
         }
         Command::Doctor { fail_on, account_roles } => {
             let mut snap = load(&cli).await?;

@@ -190,3 +190,25 @@ fn objects_with_incomplete_evidence_are_left_as_they_are() {
     assert_eq!(names, ["Deployment/api", "ServiceAccount/api"], "the held object keeps its findings");
     assert_eq!(left, ["Deployment pay/old: an association could not be described"]);
 }
+
+#[test]
+fn observed_actions_are_written_short_and_go_when_no_longer_seen() {
+    let mut used = role(A, Status::Ok, &[], "pay", "api", "api");
+    let many: Vec<String> = (0..12).map(|i| format!("s3:Action{i:02}")).collect();
+    used.bindings[0].actions = Some(many.clone());
+    let mut idle = role(B, Status::UnusedServices, &["kms"], "pay", "web", "web");
+    idle.bindings[0].actions = Some(vec![]);
+    let objects = vec![
+        object("Deployment", "pay", "api", &[]),
+        object("Deployment", "pay", "web", &[("iam-roles.io/observed-actions", "sqs:SendMessage")]),
+    ];
+    let (changes, _, _) = plan(&report(vec![used, idle]), &objects, &keys(), &Held::default());
+    let api = changes.iter().find(|c| c.object.name == "api").expect("api");
+    let expected = format!("{},+2 more", many[..10].join(","));
+    assert_eq!(api.set["iam-roles.io/observed-actions"], expected);
+    assert!(!api.set.contains_key("iam-roles.io/unused-services"), "no empty value for a role with nothing unused");
+    let web = changes.iter().find(|c| c.object.name == "web").expect("web");
+    assert_eq!(web.set["iam-roles.io/unused-services"], "kms");
+    assert_eq!(web.remove, ["iam-roles.io/observed-actions"], "actions no longer seen are taken off");
+    assert!(!web.is_removal());
+}
