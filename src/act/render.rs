@@ -355,15 +355,7 @@ pub fn suggestions(out: &mut dyn Write, doc: &PolicySuggestionList, paint: Paint
                     listed(&n.covers)
                 )?;
             }
-            match &draft.document {
-                Some(d) => {
-                    let json = serde_json::to_string_pretty(d).map_err(io::Error::other)?;
-                    for line in json.lines() {
-                        writeln!(out, "    {line}")?;
-                    }
-                }
-                None => writeln!(out, "    nothing is left: detach or delete this policy")?,
-            }
+            write_document(out, draft.document.as_ref(), "    ")?;
         }
         if let Some(drafts) = &item.observed_drafts {
             writeln!(out, "\n  {}", paint.bold("observed usage: each draft keeps only the actions called"))?;
@@ -405,15 +397,19 @@ fn write_observed_drafts(
                 listed(&d.kept_unjudged)
             )?;
         }
-        match &d.document {
-            Some(doc) => {
-                let json = serde_json::to_string_pretty(doc).map_err(io::Error::other)?;
-                for line in json.lines() {
-                    writeln!(out, "{indent}  {line}")?;
-                }
-            }
-            None => writeln!(out, "{indent}  nothing is left: detach or delete this policy")?,
-        }
+        write_document(out, d.document.as_ref(), &format!("{indent}  "))?;
+    }
+    Ok(())
+}
+
+/// A draft policy, pretty JSON indented; none left means the policy can go.
+fn write_document(out: &mut dyn Write, doc: Option<&crate::policy::PolicyDocument>, indent: &str) -> io::Result<()> {
+    let Some(doc) = doc else {
+        return writeln!(out, "{indent}nothing is left: detach or delete this policy");
+    };
+    let json = serde_json::to_string_pretty(doc).map_err(io::Error::other)?;
+    for line in json.lines() {
+        writeln!(out, "{indent}{line}")?;
     }
     Ok(())
 }

@@ -1,10 +1,7 @@
 //! The IAM side of the commands: the SDK config, last-accessed reports with a progress bar, trust policies
 //! for `doctor`, the `who-uses` summary and `--suggest-policy`.
 
-use std::io::IsTerminal;
 use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{DEFAULT_UNUSED_DAYS, now_seconds, print, warn};
 use crate::act::render;
@@ -194,37 +191,11 @@ pub(super) async fn last_accessed(iam: &IamClients, roles: &[RoleArn], args: &Ia
         refresh: args.refresh,
         cache: Cache::new(args.cache_dir.as_deref(), cache::DEFAULT_TTL),
     };
-    let progress = Progress::start(roles.len() as u64);
-    let reports = collect::iam::reports(iam, roles, &settings, &|_| progress.bar.inc(1)).await;
-    progress.bar.finish_and_clear();
+    let bar = super::progress::delayed_bar(
+        roles.len() as u64,
+        "{spinner} reading IAM last-accessed data {pos}/{len} roles {wide_bar} {elapsed}",
+    );
+    let reports = collect::iam::reports(iam, roles, &settings, &|_| bar.inc(1)).await;
+    bar.finish_and_clear();
     reports
-}
-
-/// A progress bar on stderr that appears only when stderr is a terminal and the work takes a moment.
-struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    const DELAY: Duration = Duration::from_millis(700);
-
-    fn start(len: u64) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} reading IAM last-accessed data {pos}/{len} roles {wide_bar} {elapsed}",
-        ) {
-            bar.set_style(style);
-        }
-        if std::io::stderr().is_terminal() {
-            let shown = bar.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Self::DELAY).await;
-                if !shown.is_finished() {
-                    shown.set_draw_target(ProgressDrawTarget::stderr());
-                    shown.enable_steady_tick(Duration::from_millis(120));
-                }
-            });
-        }
-        Progress { bar }
-    }
 }

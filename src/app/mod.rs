@@ -14,6 +14,7 @@ use crate::{Error, Result, audit, collect, doctor, resolve};
 
 mod annotate;
 mod iam;
+mod progress;
 mod usage;
 
 use iam::{connect, last_accessed, role_wiring, suggest_policies, usage_summary};

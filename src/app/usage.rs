@@ -1,10 +1,7 @@
 //! Observed usage for `audit` and `snapshot`: the trail read with a progress bar (files and bytes, on a
 //! terminal), then attributed for this cluster.
 
-use std::io::IsTerminal;
-use std::time::Duration;
-
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar};
 
 use super::{now_seconds, warn};
 use crate::cli::{Cli, IamArgs, UsageArgs};
@@ -70,32 +67,15 @@ pub(super) async fn observe(
     })
 }
 
-/// Files and bytes read, on stderr when it is a terminal and the read takes a moment.
+/// Files read, on stderr when it is a terminal and the read takes a moment.
 struct FileProgress {
     bar: ProgressBar,
 }
 
 impl FileProgress {
-    const DELAY: Duration = Duration::from_millis(700);
-
     fn start() -> Self {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} reading CloudTrail logs {pos}/{len} files, {msg} {wide_bar} {elapsed}",
-        ) {
-            bar.set_style(style);
-        }
-        if std::io::stderr().is_terminal() {
-            let shown = bar.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Self::DELAY).await;
-                if !shown.is_finished() {
-                    shown.set_draw_target(ProgressDrawTarget::stderr());
-                    shown.enable_steady_tick(Duration::from_millis(120));
-                }
-            });
-        }
-        FileProgress { bar }
+        let template = "{spinner} reading CloudTrail logs {pos}/{len} files, {msg} {wide_bar} {elapsed}";
+        FileProgress { bar: super::progress::delayed_bar(0, template) }
     }
 }
 
