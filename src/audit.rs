@@ -87,6 +87,9 @@ pub struct AuditBinding {
     /// The actions this service account called with the role, sorted (`--usage cloudtrail`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<Vec<String>>,
+    /// The EKS cluster, in runs over several clusters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// The `audit --suggest-policy` document: per role with unused services, a narrower draft of each of its
@@ -156,6 +159,7 @@ pub fn roles_in(list: &BindingList) -> BTreeMap<String, Vec<AuditBinding>> {
             source: b.source,
             workloads: b.workloads.clone(),
             actions: None,
+            cluster: b.cluster.clone(),
         };
         for arn in std::iter::once(&b.role_arn).chain(&b.target_role_arn) {
             let entry = roles.entry(arn.clone()).or_default();

@@ -24,12 +24,37 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Whether the run covers several clusters (`--context` twice or more, or `--all-contexts`).
+    pub fn is_fleet(&self) -> bool {
+        self.kube.all_contexts || self.kube.context.len() > 1
+    }
+
+    /// The contexts of a fleet run, each with what `collect` should read there; `--cluster`, `--region` and
+    /// `--profile` name one cluster, so a fleet run takes them from each context instead.
+    pub fn fleet_options(&self, all_contexts: &[String]) -> crate::Result<Vec<(String, crate::collect::Options)>> {
+        if self.aws.cluster.is_some() || self.aws.region.is_some() || self.aws.profile.is_some() {
+            return Err(crate::Error::Usage(
+                "--cluster, --region and --profile name one cluster; with several contexts each context's own are used"
+                    .into(),
+            ));
+        }
+        let contexts = if self.kube.all_contexts { all_contexts.to_vec() } else { self.kube.context.clone() };
+        Ok(contexts
+            .into_iter()
+            .map(|c| {
+                let mut options = self.collect_options();
+                options.context = Some(c.clone());
+                (c, options)
+            })
+            .collect())
+    }
+
     /// What the flags ask `collect` to read.
     pub fn collect_options(&self) -> crate::collect::Options {
         let (k, a) = (&self.kube, &self.aws);
         crate::collect::Options {
             kubeconfig: k.kubeconfig.clone(),
-            context: k.context.clone(),
+            context: k.context.first().cloned(),
             namespace: k.namespace.clone(),
             all_namespaces: k.all_namespaces,
             selector: k.selector.clone(),
@@ -197,9 +222,12 @@ pub struct KubeArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use.
+    /// The kubeconfig context to use; repeat it to read several clusters in one run.
     #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
+    pub context: Vec<String>,
+    /// Read every context of the kubeconfig, concurrently.
+    #[arg(long, global = true, conflicts_with = "context")]
+    pub all_contexts: bool,
     /// Namespace scope (default: the context's namespace).
     #[arg(short, long, global = true, value_name = "NS", conflicts_with = "all_namespaces")]
     pub namespace: Option<String>,

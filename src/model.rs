@@ -248,6 +248,15 @@ pub struct ReportError {
     pub message: String,
 }
 
+/// Several clusters' snapshots in one file (`snapshot --context A --context B`, `--all-contexts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSnapshot {
+    pub api_version: String,
+    pub kind: String,
+    pub snapshots: Vec<Snapshot>,
+}
+
 impl Snapshot {
     /// An empty snapshot, taken now.
     pub fn new(cluster: ClusterInfo, scope: Scope) -> Self {
@@ -321,6 +330,7 @@ pub enum ProblemCode {
     LastAccessedFailed,
     CrossPartitionRole,
     PodIdentityUnreadable,
+    ClusterUnreachable,
 }
 
 /// How much a problem matters.
@@ -337,9 +347,12 @@ impl ProblemCode {
     pub fn severity(self) -> Severity {
         use ProblemCode::*;
         match self {
-            MalformedRoleArn | RoleNotFound | TrustPolicyMismatch | PodIdentityAgentMissing | CrossPartitionRole => {
-                Severity::Error
-            }
+            MalformedRoleArn
+            | RoleNotFound
+            | TrustPolicyMismatch
+            | PodIdentityAgentMissing
+            | CrossPartitionRole
+            | ClusterUnreachable => Severity::Error,
             CrossAccountRole | NoWorkloadIdentity => Severity::Info,
             _ => Severity::Warning,
         }
@@ -362,6 +375,7 @@ impl ProblemCode {
             ProblemCode::LastAccessedFailed => "last-accessed-failed",
             ProblemCode::CrossPartitionRole => "cross-partition-role",
             ProblemCode::PodIdentityUnreadable => "pod-identity-unreadable",
+            ProblemCode::ClusterUnreachable => "cluster-unreachable",
         }
     }
 }
@@ -374,6 +388,9 @@ pub struct Problem {
     /// `Kind/name`, e.g. `Deployment/web` or `ServiceAccount/api`.
     pub object: String,
     pub message: String,
+    /// The EKS cluster, in runs over several clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl Problem {
@@ -419,6 +436,9 @@ pub struct Binding {
     /// IRSA token expiration in seconds (`-o wide` only; not part of the JSON contract).
     #[serde(skip)]
     pub token_expiration: Option<String>,
+    /// The EKS cluster, in runs over several clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 fn role_or_null<S: serde::Serializer>(role: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -443,6 +463,9 @@ pub struct BindingList {
     pub api_version: String,
     pub kind: String,
     pub cluster: Option<String>,
+    /// Every cluster in scope, in runs over several clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<String>>,
     pub items: Vec<Binding>,
     /// Problems that belong to no single binding (workloads without identity, a missing agent...).
     pub problems: Vec<Problem>,

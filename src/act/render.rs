@@ -38,6 +38,7 @@ fn severity_paint(code: ProblemCode, paint: Paint, text: &str) -> String {
 /// One problem: its code (coloured by severity) and where, then what to do on the next line.
 fn write_problem(out: &mut dyn Write, p: &Problem, paint: Paint) -> io::Result<()> {
     let at = p.namespace.as_ref().map_or(p.object.clone(), |ns| format!("{ns}/{}", p.object));
+    let at = p.cluster.as_ref().map_or(at.clone(), |c| format!("{c}: {at}"));
     writeln!(out, "{} {}\n    {}", severity_paint(p.code, paint, p.code.as_str()), escape(&at), escape(&p.message))
 }
 
@@ -97,12 +98,19 @@ fn problems_cell(b: &Binding, paint: Paint) -> String {
 pub fn binding_table(out: &mut dyn Write, list: &BindingList, wide: bool, paint: Paint) -> io::Result<()> {
     if !list.items.is_empty() {
         let mut tw = TabWriter::new(&mut *out).padding(3).ansi(true);
+        let fleet = list.clusters.is_some();
         let mut header = "NAMESPACE\tSERVICE ACCOUNT\tROLE\tSOURCE\tWORKLOADS\tPODS\tPROBLEMS".to_string();
+        if fleet {
+            header.insert_str(0, "CLUSTER\t");
+        }
         if wide {
             header.push_str("\tBINDING\tTARGET ROLE\tAUDIENCE\tTOKEN EXPIRATION\tPOD NAMES");
         }
         writeln!(tw, "{header}")?;
         for b in &list.items {
+            if fleet {
+                write!(tw, "{}\t", escape(b.cluster.as_deref().unwrap_or("-")))?;
+            }
             write!(
                 tw,
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -187,8 +195,9 @@ pub fn audit_table(out: &mut dyn Write, report: &AuditReport, wide: bool, paint:
             .bindings
             .iter()
             .flat_map(|b| {
-                let sa = format!("{}/ServiceAccount/{}", b.namespace, b.service_account);
-                let named: Vec<String> = b.workloads.iter().map(|w| format!("{}/{w}", b.namespace)).collect();
+                let cluster = b.cluster.as_ref().map(|c| format!("{c}:")).unwrap_or_default();
+                let sa = format!("{cluster}{}/ServiceAccount/{}", b.namespace, b.service_account);
+                let named: Vec<String> = b.workloads.iter().map(|w| format!("{cluster}{}/{w}", b.namespace)).collect();
                 if named.is_empty() { vec![sa] } else { named }
             })
             .collect();

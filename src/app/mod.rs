@@ -9,10 +9,11 @@ use crate::act::paint::Paint;
 use crate::act::render;
 use crate::arn::RoleQuery;
 use crate::cli::{Cli, Command, Format};
-use crate::model::Snapshot;
+use crate::model::{RoleReport, Snapshot};
 use crate::{Error, Result, audit, collect, doctor, resolve};
 
 mod annotate;
+mod fleet;
 mod iam;
 mod progress;
 mod usage;
@@ -32,63 +33,86 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::List => {
-            let snap = load(&cli).await?;
-            let list = resolve::resolve(&snap);
+            let loaded = fleet::load_all(&cli).await?;
+            let list = fleet::resolve_all(&loaded, resolve::resolve);
             if list.items.is_empty() && list.problems.is_empty() && is_table(&cli) {
-                eprintln!("No IAM role bindings found {}.", scope_text(&snap));
-                return Ok(());
+                let scope = loaded.snaps.first().map(scope_text).unwrap_or_default();
+                eprintln!("No IAM role bindings found {scope}.");
+                return fleet::finish(&loaded);
             }
             print(&cli, |out, paint| match cli.output.output {
                 Format::Table | Format::Wide => {
                     render::binding_table(out, &list, cli.output.output == Format::Wide, paint)
                 }
                 f => render::document(out, &list, f),
-            })
+            })?;
+            fleet::finish(&loaded)
         }
         Command::WhoUses { role } => {
             let query = RoleQuery::parse(role).map_err(|e| Error::Usage(format!("{e}; pass a role name or ARN")))?;
-            let snap = load(&cli).await?;
-            let list = resolve::who_uses(resolve::resolve(&snap), &query);
+            let loaded = fleet::load_all(&cli).await?;
+            let list = resolve::who_uses(fleet::resolve_all(&loaded, resolve::resolve), &query);
             if list.items.is_empty() && is_table(&cli) {
-                eprintln!(
-                    "Nothing uses role {role} {}: no service account is bound to it and no pod carries it.",
-                    scope_text(&snap)
-                );
-                return Ok(());
+                let scope = loaded.snaps.first().map(scope_text).unwrap_or_default();
+                eprintln!("Nothing uses role {role} {scope}: no service account is bound to it and no pod carries it.");
+                return fleet::finish(&loaded);
             }
-            let usage = if is_table(&cli) { usage_summary(&cli, &snap, &list, &query).await } else { None };
+            let usage = match (is_table(&cli), loaded.snaps.first()) {
+                (true, Some(snap)) => usage_summary(&cli, snap, &list, &query).await,
+                _ => None,
+            };
             print(&cli, |out, paint| match cli.output.output {
                 Format::Table | Format::Wide => {
                     render::binding_table(out, &list, cli.output.output == Format::Wide, paint)?;
                     usage.as_ref().map_or(Ok(()), |u| render::usage_summary(out, u, paint))
                 }
                 f => render::document(out, &list, f),
-            })
+            })?;
+            fleet::finish(&loaded)
         }
         Command::Snapshot { iam, usage } => {
-            let mut snap = load(&cli).await?;
-            let list = resolve::resolve(&snap);
-            let roles = audit::auditable(&list);
-            // Re-scoping a snapshot file keeps the IAM data it holds; a live snapshot reads it.
-            if cli.output.snapshot.is_none() && !roles.is_empty() {
-                match connect(&cli, &snap, &iam.account_roles).await {
+            let mut loaded = fleet::load_all(&cli).await?;
+            if loaded.fleet && usage.usage.is_some() {
+                return Err(Error::Usage("--usage reads one cluster's trail at a time; pass one --context".into()));
+            }
+            // Re-scoping a snapshot file keeps the IAM data it holds; a live snapshot reads it. Clusters are read
+            // one after another, so a role several of them bind is fetched once and then comes from the cache.
+            for snap in &mut loaded.snaps {
+                let list = resolve::resolve(snap);
+                let roles = audit::auditable(&list);
+                if cli.output.snapshot.is_some() || roles.is_empty() {
+                    continue;
+                }
+                match connect(&cli, snap, &iam.account_roles).await {
                     Ok(clients) => {
-                        (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &audit::auditable(&list)).await;
+                        (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &roles).await;
                         snap.last_accessed = last_accessed(&clients, &roles, iam).await;
                         if usage.usage.is_some() {
-                            snap.observed = Some(usage::observe(&cli, &clients, &snap, &list, usage, iam).await?);
+                            snap.observed = Some(usage::observe(&cli, &clients, snap, &list, usage, iam).await?);
                         }
                     }
                     Err(e) => warn(&cli, &format!("IAM data is not recorded in the snapshot: {e}")),
                 }
             }
             let format = if cli.output.output == Format::Yaml { Format::Yaml } else { Format::Json };
-            print(&cli, |out, _| render::document(out, &snap, format))
+            if loaded.fleet {
+                let doc = crate::model::FleetSnapshot {
+                    api_version: crate::model::API_VERSION.to_string(),
+                    kind: "FleetSnapshot".to_string(),
+                    snapshots: loaded.snaps.clone(),
+                };
+                print(&cli, |out, _| render::document(out, &doc, format))?;
+            } else if let Some(snap) = loaded.snaps.first() {
+                print(&cli, |out, _| render::document(out, snap, format))?;
+            }
+            fleet::finish(&loaded)
         }
         Command::Annotate { unused_days, dry_run, annotation_prefix, iam, usage } => {
+            fleet::one_cluster(&cli, "annotate")?;
             annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam, usage).await
         }
         Command::Doctor { fail_on, account_roles } => {
+            fleet::one_cluster(&cli, "doctor")?;
             let mut snap = load(&cli).await?;
             let list = resolve::resolve(&snap);
             if cli.output.snapshot.is_none() {
@@ -113,39 +137,49 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Audit { unused_days, suggest_policy, iam, usage } => {
-            let snap = load(&cli).await?;
-            let list = resolve::resolve(&snap);
+            let loaded = fleet::load_all(&cli).await?;
+            let list = fleet::resolve_all(&loaded, resolve::resolve);
             if *suggest_policy && cli.output.snapshot.is_some() {
                 return Err(Error::Usage(
                     "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live"
                         .into(),
                 ));
             }
+            if loaded.fleet && usage.usage.is_some() {
+                return Err(Error::Usage("--usage reads one cluster's trail at a time; pass one --context".into()));
+            }
+            let Some(snap) = loaded.snaps.first() else { return fleet::finish(&loaded) };
+            // One job per role, however many clusters bind it: the roles come from the merged list.
             let (reports, now, clients) = if cli.output.snapshot.is_some() {
-                (snap.last_accessed.clone(), snap.taken_at, None)
+                let mut reports: Vec<RoleReport> = loaded.snaps.iter().flat_map(|s| s.last_accessed.clone()).collect();
+                reports.sort_by(|a, b| a.role_arn.cmp(&b.role_arn));
+                reports.dedup_by(|a, b| a.role_arn == b.role_arn);
+                (reports, snap.taken_at, None)
             } else {
-                let clients = connect(&cli, &snap, &iam.account_roles).await?;
+                let clients = connect(&cli, snap, &iam.account_roles).await?;
                 (last_accessed(&clients, &audit::auditable(&list), iam).await, now_seconds(), Some(clients))
             };
             let mut report = audit::audit(&list, &reports, *unused_days, now);
             let observed = match (&clients, usage.usage) {
-                (Some(clients), Some(_)) => Some(usage::observe(&cli, clients, &snap, &list, usage, iam).await?),
+                (Some(clients), Some(_)) => Some(usage::observe(&cli, clients, snap, &list, usage, iam).await?),
                 (None, Some(_)) if snap.observed.is_none() => {
                     return Err(Error::Usage(
                         "the snapshot holds no observed usage; take it with `snapshot --usage cloudtrail`".into(),
                     ));
                 }
+                _ if loaded.fleet => None,
                 _ => snap.observed.clone(),
             };
             if let Some(observed) = &observed {
                 audit::with_usage(&mut report, observed);
             }
             if let (true, Some(clients)) = (*suggest_policy, &clients) {
-                return suggest_policies(&cli, clients, &report, observed.as_ref()).await;
+                suggest_policies(&cli, clients, &report, observed.as_ref()).await?;
+                return fleet::finish(&loaded);
             }
             if report.roles.is_empty() && is_table(&cli) {
-                eprintln!("No IAM roles are bound {}.", scope_text(&snap));
-                return Ok(());
+                eprintln!("No IAM roles are bound {}.", scope_text(snap));
+                return fleet::finish(&loaded);
             }
             print(&cli, |out, paint| match cli.output.output {
                 Format::Table => render::audit_table(out, &report, false, paint),
@@ -154,7 +188,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                     render::observed_table(out, &report, paint)
                 }
                 f => render::document(out, &report, f),
-            })
+            })?;
+            fleet::finish(&loaded)
         }
     }
 }

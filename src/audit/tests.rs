@@ -12,6 +12,7 @@ fn ts(s: &str) -> Timestamp {
 
 fn binding(ns: &str, sa: &str, role: &str, target: Option<&str>) -> Binding {
     Binding {
+        cluster: None,
         namespace: ns.into(),
         service_account: sa.into(),
         role_arn: role.into(),
@@ -31,6 +32,7 @@ fn binding(ns: &str, sa: &str, role: &str, target: Option<&str>) -> Binding {
 
 fn list(items: Vec<Binding>) -> BindingList {
     BindingList {
+        clusters: None,
         api_version: API_VERSION.into(),
         kind: "BindingList".into(),
         cluster: Some("c".into()),

@@ -82,6 +82,22 @@ fn bad_kubeconfig(source: &str, e: impl std::error::Error + Send + Sync + 'stati
         .because(e)
 }
 
+/// Every context of the kubeconfig (`--all-contexts`), in the file's order.
+pub fn context_names(options: &Options) -> Result<Vec<String>> {
+    let kubeconfig = match &options.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).map_err(|e| bad_kubeconfig(&path.display().to_string(), e))?,
+        None => match default_kubeconfig()? {
+            Some((k, _)) => k,
+            None => {
+                return Err(Error::config(
+                    "--all-contexts needs a kubeconfig; none was found ($KUBECONFIG, ~/.kube/config)",
+                ));
+            }
+        },
+    };
+    Ok(kubeconfig.contexts.iter().map(|c| c.name.clone()).collect())
+}
+
 /// `$KUBECONFIG` (possibly several paths) or `~/.kube/config`; `None` when neither exists.
 fn default_kubeconfig() -> Result<Option<(Kubeconfig, String)>> {
     let env = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty());

@@ -3,33 +3,57 @@
 use std::path::Path;
 
 use super::Options;
-use crate::model::{API_VERSION, Snapshot};
+use crate::model::{API_VERSION, FleetSnapshot, Snapshot};
 use crate::selector::LabelSelector;
 use crate::{Error, Result};
 
-/// Reads a snapshot file written by `kubectl iam-roles snapshot` (JSON, or YAML with `-o yaml`).
-pub fn read(path: &Path) -> Result<Snapshot> {
+/// Reads a snapshot file written by `kubectl iam-roles snapshot` (JSON, or YAML with `-o yaml`): one
+/// cluster's `Snapshot`, or a `FleetSnapshot` of several.
+pub fn read_all(path: &Path) -> Result<Vec<Snapshot>> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::snapshot(format!("cannot read snapshot {shown}: {e}")).because(e))?;
-    let parsed = if text.trim_start().starts_with('{') {
-        serde_json::from_str::<Snapshot>(&text).map_err(crate::Source::from)
-    } else {
-        serde_saphyr::from_str::<Snapshot>(&text).map_err(crate::Source::from)
+    let parse = |text: &str| -> std::result::Result<serde_json::Value, crate::Source> {
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(crate::Source::from)
+        } else {
+            serde_saphyr::from_str(text).map_err(crate::Source::from)
+        }
     };
-    let snap = parsed.map_err(|e| {
+    let invalid = |e: crate::Source| {
         Error::snapshot(format!(
             "{shown} is not a valid snapshot ({e}); write a new one with `kubectl iam-roles snapshot -A > FILE`"
         ))
         .because(e)
-    })?;
-    if snap.api_version != API_VERSION || snap.kind != "Snapshot" {
-        return Err(Error::snapshot(format!(
-            "{shown} is a {} {} document, not a {API_VERSION} Snapshot; write one with `kubectl iam-roles snapshot`",
-            snap.api_version, snap.kind
-        )));
+    };
+    let value = parse(&text).map_err(invalid)?;
+    let snaps: Vec<Snapshot> = if value.get("kind").and_then(|k| k.as_str()) == Some("FleetSnapshot") {
+        let fleet: FleetSnapshot = serde_json::from_value(value).map_err(|e| invalid(e.into()))?;
+        fleet.snapshots
+    } else {
+        vec![serde_json::from_value(value).map_err(|e| invalid(e.into()))?]
+    };
+    for snap in &snaps {
+        if snap.api_version != API_VERSION || snap.kind != "Snapshot" {
+            return Err(Error::snapshot(format!(
+                "{shown} is a {} {} document, not a {API_VERSION} Snapshot; write one with `kubectl iam-roles snapshot`",
+                snap.api_version, snap.kind
+            )));
+        }
     }
-    Ok(snap)
+    Ok(snaps)
+}
+
+/// Reads a one-cluster snapshot file.
+pub fn read(path: &Path) -> Result<Snapshot> {
+    let mut snaps = read_all(path)?;
+    match snaps.len() {
+        1 => Ok(snaps.remove(0)),
+        n => Err(Error::Usage(format!(
+            "{} holds {n} clusters' snapshots; this command reads one cluster at a time",
+            path.display()
+        ))),
+    }
 }
 
 /// Narrows a snapshot to `-n` and `-l`. Without `-n`/`-A` an offline run covers the whole snapshot,

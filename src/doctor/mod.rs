@@ -90,6 +90,7 @@ fn oidc_provider_missing(list: &BindingList, snap: &Snapshot) -> Option<Problem>
     let registered = providers.iter().any(|arn| arn.ends_with(&format!(":iam::{account}:oidc-provider/{host}")));
     let cluster = snap.cluster.name.as_deref().unwrap_or("CLUSTER");
     (uses_irsa && !registered).then(|| Problem {
+        cluster: None,
         code: ProblemCode::TrustPolicyMismatch,
         namespace: None,
         object: format!("Cluster/{cluster}"),
@@ -107,8 +108,13 @@ fn role_wiring(list: &BindingList, snap: &Snapshot) -> Vec<Problem> {
     for b in &list.items {
         let Some(role) = details.get(b.role_arn.as_str()) else { continue };
         let object = format!("ServiceAccount/{}", b.service_account);
-        let problem =
-            |code, message| Problem { code, namespace: Some(b.namespace.clone()), object: object.clone(), message };
+        let problem = |code, message| Problem {
+            cluster: None,
+            code,
+            namespace: Some(b.namespace.clone()),
+            object: object.clone(),
+            message,
+        };
         if let Some(e) = &role.error {
             // Cross-account and cross-partition roles are already reported by `list`; the rest say why the
             // check could not run.
@@ -169,6 +175,7 @@ fn chain_problem(b: &crate::model::Binding, target: &str, details: &HashMap<&str
     match trust::chained(&doc, &b.role_arn) {
         Trust::Ok | Trust::TooWide(_) => None,
         Trust::Mismatch(why) => Some(Problem {
+            cluster: None,
             code: ProblemCode::TrustPolicyMismatch,
             namespace: Some(b.namespace.clone()),
             object: format!("ServiceAccount/{}", b.service_account),

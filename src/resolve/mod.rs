@@ -67,6 +67,7 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
         let mut problems = acc.problems;
         problems.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         items.push(Binding {
+            cluster: None,
             namespace: ns.to_string(),
             service_account: sa.to_string(),
             role_arn: role.to_string(),
@@ -85,6 +86,7 @@ pub fn resolve(snap: &Snapshot) -> BindingList {
     }
     loose.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     BindingList {
+        clusters: None,
         api_version: API_VERSION.to_string(),
         kind: "BindingList".to_string(),
         cluster: snap.cluster.name.clone(),

@@ -31,7 +31,7 @@ pub fn all<'a>(r: &Resolved<'a>) -> Vec<Finding<'a>> {
 }
 
 fn problem(code: ProblemCode, namespace: &str, object: String, message: String) -> Problem {
-    Problem { code, namespace: Some(namespace.to_string()), object, message }
+    Problem { cluster: None, code, namespace: Some(namespace.to_string()), object, message }
 }
 
 /// Where a binding's role ARN was written, as the object to fix.

@@ -15,6 +15,7 @@ fn role(arn: &str, status: Status, unused: &[&str], ns: &str, sa: &str, deploy: 
         services: vec![],
         unused_services: unused.iter().map(|s| s.to_string()).collect(),
         bindings: vec![AuditBinding {
+            cluster: None,
             namespace: ns.into(),
             service_account: sa.into(),
             source: Source::Irsa,

@@ -1,0 +1,217 @@
+//! A fleet in one run (issue 12): two clusters read concurrently in one invocation (`--context` twice,
+//! `--all-contexts`), each with its own EKS cluster; a role shared by both (IRSA in one, Pod Identity in the
+//! other) and a role bound in one; an unreachable cluster that is a problem of the run, not its end; one
+//! Access Advisor job per shared role; a fleet snapshot that every command reads offline.
+
+mod support;
+
+use serde_json::Value;
+use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile};
+use support::eks::{FakeEks, RunningEks};
+use support::fixtures::{deployment, pod, replica_set, service_account};
+use support::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use support::kube_api::{FakeKube, RunningKube};
+use support::sts::{FakeSts, RunningSts};
+
+const ACCOUNT: &str = "111122223333";
+const REGION: &str = "us-west-2";
+
+fn ctx(cluster: &str) -> String {
+    format!("arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{cluster}")
+}
+
+struct Fleet {
+    _prod: RunningKube,
+    _staging: RunningKube,
+    eks: RunningEks,
+    iam: RunningIam,
+    sts: RunningSts,
+    kubeconfig: KubeconfigFile,
+    shared: String,
+    only_prod: String,
+}
+
+impl Fleet {
+    fn cmd(&self) -> Cmd {
+        Cmd::new()
+            .kubeconfig(&self.kubeconfig)
+            .aws_credentials()
+            .eks_endpoint(&self.eks.url())
+            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
+            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
+    }
+
+    /// `args` over the prod and staging contexts.
+    fn both(&self, args: &[&str]) -> Cmd {
+        self.cmd().args(["--context", &ctx("prod"), "--context", &ctx("staging"), "-A"]).args(args)
+    }
+}
+
+fn app(kube: &FakeKube, ns: &str, sa: &str, irsa: Option<&str>) {
+    let mut account = service_account(ns, sa);
+    if let Some(role) = irsa {
+        account = account.irsa(role);
+    }
+    kube.add(account.build());
+    kube.add(deployment(ns, sa).service_account(sa).build());
+    let rs = format!("{sa}-5d8f7");
+    kube.add(replica_set(ns, &rs).owner("Deployment", sa).build());
+    let p = pod(ns, &format!("{rs}-x2m9p")).service_account(sa).owner("ReplicaSet", &rs);
+    kube.add(match irsa {
+        Some(role) => p.irsa(role).build(),
+        None => p.pod_identity().build(),
+    });
+}
+
+/// `prod` runs `shop/api` on the shared role through IRSA and `shop/batch` on a role of its own; `staging`
+/// runs `shop/api` on the shared role through Pod Identity. A third context points at nothing.
+fn fleet() -> Fleet {
+    let iam = FakeIam::new(ACCOUNT);
+    iam.job_delay(std::time::Duration::from_millis(20));
+    let now = jiff::Timestamp::now();
+    let yesterday = (now - jiff::SignedDuration::from_hours(24)).to_string();
+    let shared = iam.add_role(
+        RoleSpec::new("shop-shared")
+            .inline("main", allow(&["s3:GetObject", "kms:Decrypt"]))
+            .last_used(&yesterday, REGION),
+    );
+    iam.set_usage(&shared, "s3", Some(&yesterday), None, Some(REGION));
+    let only_prod = iam.add_role(
+        RoleSpec::new("prod-batch").inline("main", allow(&["sqs:SendMessage"])).last_used(&yesterday, REGION),
+    );
+    iam.set_usage(&only_prod, "sqs", Some(&yesterday), None, Some(REGION));
+    let sts = FakeSts::new(ACCOUNT);
+    sts.share_keys_with(&iam);
+    let eks = FakeEks::new();
+    eks.add_cluster("prod", REGION, ACCOUNT);
+    eks.add_cluster("staging", REGION, ACCOUNT);
+    eks.add_association("staging", "shop", "api", &shared, None);
+    let (prod, staging) = (FakeKube::new(), FakeKube::new());
+    app(&prod, "shop", "api", Some(&shared));
+    app(&prod, "shop", "batch", Some(&only_prod));
+    app(&staging, "shop", "api", None);
+    staging.add(support::fixtures::daemon_set("kube-system", "eks-pod-identity-agent", 1, 1).build());
+    let (prod, staging) = (prod.start(), staging.start());
+    let kubeconfig = Kubeconfig::new()
+        .context(Context::eks("prod", REGION, ACCOUNT, &prod.url()))
+        .context(Context::eks("staging", REGION, ACCOUNT, &staging.url()))
+        .context(Context::eks("gone", REGION, ACCOUNT, "http://127.0.0.1:9"))
+        .write();
+    Fleet {
+        _prod: prod,
+        _staging: staging,
+        eks: eks.start(),
+        iam: iam.start(),
+        sts: sts.start(),
+        kubeconfig,
+        shared,
+        only_prod,
+    }
+}
+
+fn items<'a>(doc: &'a Value, role: &str) -> Vec<(&'a str, &'a str)> {
+    doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["roleArn"] == role)
+        .map(|i| (i["cluster"].as_str().unwrap(), i["source"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn two_clusters_in_one_run_name_their_cluster_on_every_item() {
+    let f = fleet();
+    let out = f.both(&["-o", "json"]).run();
+    out.assert_code(0);
+    let doc = out.json();
+    assert_eq!(doc["clusters"], serde_json::json!(["prod", "staging"]));
+    assert_eq!(items(&doc, &f.shared), [("prod", "irsa"), ("staging", "pod-identity")], "{doc:#}");
+    assert_eq!(items(&doc, &f.only_prod), [("prod", "irsa")]);
+    let problems = doc["items"].as_array().unwrap().iter().flat_map(|i| i["problems"].as_array().unwrap().iter());
+    assert!(problems.chain(doc["problems"].as_array().unwrap()).all(|p| p["cluster"].is_string()), "{doc:#}");
+
+    let who = f.both(&["who-uses", "shop-shared", "-o", "json"]).run();
+    who.assert_code(0);
+    assert_eq!(items(&who.json(), &f.shared), [("prod", "irsa"), ("staging", "pod-identity")]);
+
+    let table = f.both(&[]).run();
+    table.assert_code(0);
+    let header = table.stdout.lines().next().unwrap_or_default();
+    assert!(header.starts_with("CLUSTER"), "{table}");
+    assert!(table.stdout.lines().any(|l| l.starts_with("staging") && l.contains("pod-identity")), "{table}");
+
+    // One cluster: the contract as before, no cluster fields.
+    let one = f.cmd().args(["--context", &ctx("prod"), "-A", "-o", "json"]).run();
+    one.assert_code(0);
+    let one = one.json();
+    assert!(one.get("clusters").is_none() && one["items"][0].get("cluster").is_none(), "{one:#}");
+}
+
+#[test]
+fn an_unreachable_cluster_is_a_problem_of_the_run_not_its_end() {
+    let f = fleet();
+    let out = f.cmd().args(["--all-contexts", "-A", "-o", "json"]).run();
+    out.assert_code(1);
+    let doc = out.json();
+    assert_eq!(doc["clusters"], serde_json::json!(["gone", "prod", "staging"]), "{doc:#}");
+    let unreachable: Vec<&Value> =
+        doc["problems"].as_array().unwrap().iter().filter(|p| p["code"] == "cluster-unreachable").collect();
+    assert_eq!(unreachable.len(), 1, "{doc:#}");
+    assert_eq!(unreachable[0]["cluster"], "gone");
+    assert!(unreachable[0]["message"].as_str().unwrap().contains(&ctx("gone")), "{doc:#}");
+    assert_eq!(items(&doc, &f.shared).len(), 2, "the other clusters are all there");
+    assert!(out.stderr.contains("1 of 3 cluster(s) could not be read"), "{out}");
+}
+
+#[test]
+fn the_audit_makes_one_job_per_shared_role_and_lists_every_binding() {
+    let f = fleet();
+    let out = f.both(&["audit", "-o", "json"]).run();
+    out.assert_code(0);
+    let doc = out.json();
+    let role = doc["roles"].as_array().unwrap().iter().find(|r| r["roleArn"] == f.shared.as_str()).expect("shared");
+    let clusters: Vec<&str> =
+        role["bindings"].as_array().unwrap().iter().map(|b| b["cluster"].as_str().unwrap()).collect();
+    assert_eq!(clusters, ["prod", "staging"], "{role:#}");
+    assert_eq!(role["unusedServices"], serde_json::json!(["kms"]));
+    let jobs = |arn: &str| {
+        f.iam
+            .requests()
+            .iter()
+            .filter(|c| c.action == "GenerateServiceLastAccessedDetails" && c.param("Arn") == Some(arn))
+            .count()
+    };
+    assert_eq!((jobs(&f.shared), jobs(&f.only_prod)), (1, 1), "one job per role, however many clusters bind it");
+
+    for command in ["doctor", "annotate"] {
+        let refused = f.both(&[command]).run();
+        refused.assert_code(2);
+        assert!(refused.stderr.contains("one cluster at a time"), "{refused}");
+    }
+}
+
+#[test]
+fn a_fleet_snapshot_answers_every_command_offline() {
+    let f = fleet();
+    let snap = f.both(&["snapshot"]).run();
+    snap.assert_code(0);
+    let doc: Value = snap.json();
+    assert_eq!(doc["kind"], "FleetSnapshot");
+    assert_eq!(doc["snapshots"].as_array().unwrap().len(), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.json");
+    std::fs::write(&file, &snap.stdout).unwrap();
+    let live = f.both(&["-o", "json"]).run().json();
+    let offline = Cmd::new().arg("--snapshot").arg(&file).args(["-o", "json"]).run();
+    offline.assert_code(0);
+    assert_eq!(offline.json()["items"], live["items"]);
+    let audit = Cmd::new().arg("--snapshot").arg(&file).args(["audit", "-o", "json"]).run();
+    audit.assert_code(0);
+    let roles = audit.json();
+    let shared = roles["roles"].as_array().unwrap().iter().find(|r| r["roleArn"] == f.shared.as_str()).expect("shared");
+    assert_eq!(shared["status"], "unused-services", "{shared:#}");
+    let doctor = Cmd::new().arg("--snapshot").arg(&file).arg("doctor").run();
+    doctor.assert_code(2);
+    assert!(doctor.stderr.contains("holds 2 clusters"), "{doctor}");
+}
