@@ -75,10 +75,10 @@ pub(super) async fn load_all(cli: &Cli) -> Result<Loaded> {
 
 /// Resolves each cluster and, in a fleet run, merges the lists with every item and problem naming its cluster.
 pub(super) fn resolve_all(loaded: &Loaded, each: impl Fn(&Snapshot) -> BindingList) -> BindingList {
-    if !loaded.fleet {
-        if let Some(snap) = loaded.snaps.first() {
-            return each(snap);
-        }
+    if !loaded.fleet
+        && let Some(snap) = loaded.snaps.first()
+    {
+        return each(snap);
     }
     let mut merged = BindingList {
         api_version: crate::model::API_VERSION.to_string(),
