@@ -251,6 +251,35 @@ pub struct AwsArgs {
     /// AWS named profile (default: the context's AWS_PROFILE, then the AWS configuration).
     #[arg(long, global = true, value_name = "PROFILE")]
     pub profile: Option<String>,
+    /// A configuration file (YAML): `accountRoles` maps account ids to the auditor role to assume there, so a
+    /// CronJob needs no long list of `--account-role` flags (those win over the file).
+    #[arg(long, global = true, env = "IAM_ROLES_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The configuration file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Account id -> the role to assume there to read its roles.
+    #[serde(default)]
+    pub account_roles: std::collections::BTreeMap<String, String>,
+}
+
+impl ConfigFile {
+    /// Reads and checks the file; a bad one is a usage error naming it.
+    pub fn read(path: &std::path::Path) -> crate::Result<Self> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::config(format!("cannot read the configuration file {shown}: {e}")).because(e))?;
+        let config: ConfigFile = serde_saphyr::from_str(&text)
+            .map_err(|e| crate::Error::Usage(format!("{shown} is not a valid configuration file: {e}")))?;
+        for (account, role) in &config.account_roles {
+            parse_account_role(&format!("{account}={role}"))
+                .map_err(|e| crate::Error::Usage(format!("{shown}: accountRoles: {e}")))?;
+        }
+        Ok(config)
+    }
 }
 
 /// How to print, and where the data comes from.

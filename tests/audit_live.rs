@@ -701,3 +701,36 @@ fn no_aws_credentials_is_an_error() {
     assert!(error.len() < 400, "a sentence, not a dump of the SDK's error chain ({} bytes): {out}", error.len());
     assert!(w.iam.requests().is_empty(), "no unsigned IAM call");
 }
+
+/// A CronJob names its accounts' auditor roles in a configuration file instead of a flag per account.
+#[test]
+fn the_configuration_file_names_each_accounts_auditor_role() {
+    let f = shop();
+    let partner = f.iam.add_role(
+        RoleSpec::new("partner-sync")
+            .account(OTHER)
+            .inline("main", allow(&["s3:GetObject", "kinesis:PutRecord"]))
+            .last_used(&f.ago(2), "eu-west-1"),
+    );
+    f.iam.set_usage(&partner, "s3", Some(&f.ago(2)), None, Some("eu-west-1"));
+    f.iam.add_role(RoleSpec::new("auditor").account(OTHER));
+    f.irsa_app("partners", "sync", "sync", &partner);
+    let w = f.start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("accountRoles:\n  \"{OTHER}\": {AUDITOR}\n")).unwrap();
+    let doc = w.audit(&["--config", config.to_str().unwrap()]);
+    assert_eq!(role(&doc, &partner)["status"], "unused-services", "audited through the file's auditor role");
+    assert!(w.sts.requests().iter().any(|c| c.action == "AssumeRole" && c.param("RoleArn") == Some(AUDITOR)));
+    // The environment names it as well (IAM_ROLES_CONFIG), as the CronJob does.
+    let out = w.cmd().env("IAM_ROLES_CONFIG", &config).args(["audit", "-A", "-o", "json"]).run();
+    out.assert_code(0);
+    assert_eq!(role(&out.json(), &partner)["status"], "unused-services");
+
+    for (text, why) in [("accountRoles:\n  \"4444\": x\n", "12-digit"), ("acountRoles: {}\n", "unknown field")] {
+        std::fs::write(&config, text).unwrap();
+        let out = w.cmd().args(["audit", "-A", "--config", config.to_str().unwrap()]).run();
+        out.assert_code(2);
+        assert!(out.stderr.contains(why) && out.stderr.contains("config.yaml"), "{out}");
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use support::cli::{Cmd, Context, Kubeconfig, KubeconfigFile};
 use support::eks::{FakeEks, RunningEks};
 use support::fixtures::{deployment, pod, replica_set, service_account};
-use support::iam::{FakeIam, RoleSpec, RunningIam, allow};
+use support::iam::{FakeIam, RoleSpec, RunningIam, allow, irsa_trust};
 use support::kube_api::{FakeKube, RunningKube};
 use support::sts::{FakeSts, RunningSts};
 
@@ -21,8 +21,8 @@ fn ctx(cluster: &str) -> String {
 }
 
 struct Fleet {
-    _prod: RunningKube,
-    _staging: RunningKube,
+    prod: RunningKube,
+    staging: RunningKube,
     eks: RunningEks,
     iam: RunningIam,
     sts: RunningSts,
@@ -83,8 +83,11 @@ fn fleet() -> Fleet {
     let sts = FakeSts::new(ACCOUNT);
     sts.share_keys_with(&iam);
     let eks = FakeEks::new();
-    eks.add_cluster("prod", REGION, ACCOUNT);
+    let issuer = eks.add_cluster("prod", REGION, ACCOUNT);
     eks.add_cluster("staging", REGION, ACCOUNT);
+    // The roles trust prod's service accounts, as wired-up IRSA roles do (annotate writes only verified usage).
+    iam.trust_also(&shared, &irsa_trust(ACCOUNT, &issuer, "shop", "api"));
+    iam.trust_also(&only_prod, &irsa_trust(ACCOUNT, &issuer, "shop", "batch"));
     eks.add_association("staging", "shop", "api", &shared, None);
     let (prod, staging) = (FakeKube::new(), FakeKube::new());
     app(&prod, "shop", "api", Some(&shared));
@@ -97,16 +100,7 @@ fn fleet() -> Fleet {
         .context(Context::eks("staging", REGION, ACCOUNT, &staging.url()))
         .context(Context::eks("gone", REGION, ACCOUNT, "http://127.0.0.1:9"))
         .write();
-    Fleet {
-        _prod: prod,
-        _staging: staging,
-        eks: eks.start(),
-        iam: iam.start(),
-        sts: sts.start(),
-        kubeconfig,
-        shared,
-        only_prod,
-    }
+    Fleet { prod, staging, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, shared, only_prod }
 }
 
 fn items<'a>(doc: &'a Value, role: &str) -> Vec<(&'a str, &'a str)> {
@@ -184,11 +178,9 @@ fn the_audit_makes_one_job_per_shared_role_and_lists_every_binding() {
     };
     assert_eq!((jobs(&f.shared), jobs(&f.only_prod)), (1, 1), "one job per role, however many clusters bind it");
 
-    for command in ["doctor", "annotate"] {
-        let refused = f.both(&[command]).run();
-        refused.assert_code(2);
-        assert!(refused.stderr.contains("one cluster at a time"), "{refused}");
-    }
+    let refused = f.both(&["doctor"]).run();
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("one cluster at a time"), "{refused}");
 }
 
 #[test]
@@ -214,4 +206,29 @@ fn a_fleet_snapshot_answers_every_command_offline() {
     let doctor = Cmd::new().arg("--snapshot").arg(&file).arg("doctor").run();
     doctor.assert_code(2);
     assert!(doctor.stderr.contains("holds 2 clusters"), "{doctor}");
+}
+
+#[test]
+fn annotate_writes_each_clusters_findings_into_that_cluster_only() {
+    let f = fleet();
+    let out = f.cmd().args(["--all-contexts", "annotate", "-A"]).run();
+    // The unreachable cluster fails the run, after both others were written.
+    out.assert_code(1);
+    assert!(out.stderr.contains("context arn:aws:eks:us-west-2:111122223333:cluster/gone"), "{out}");
+    let unused = |kube: &RunningKube, kind: &str, name: &str| {
+        kube.get(kind, "shop", name).unwrap()["metadata"]["annotations"]["iam-roles.io/unused-services"].clone()
+    };
+    assert_eq!(unused(&f.prod, "Deployment", "api"), "kms");
+    assert_eq!(unused(&f.staging, "Deployment", "api"), "kms");
+    assert_eq!(unused(&f.prod, "Deployment", "batch"), Value::Null, "its role uses all it holds");
+    let summaries: Vec<Value> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("AnnotateSummary"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let clusters: Vec<&str> = summaries.iter().map(|s| s["cluster"].as_str().unwrap()).collect();
+    assert_eq!(clusters, ["prod", "staging"], "one summary line per cluster: {out}");
+    let jobs = f.iam.requests().iter().filter(|c| c.action == "GenerateServiceLastAccessedDetails").count();
+    assert_eq!(jobs, 2, "one job per role across the clusters");
 }

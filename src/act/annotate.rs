@@ -233,6 +233,9 @@ pub fn write_diff(out: &mut dyn Write, change: &Change, paint: Paint) -> io::Res
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub kind: &'static str,
+    /// The cluster, when `annotate` ran over several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub dry_run: bool,
     pub roles_audited: usize,
     pub roles_with_unused_services: usize,

@@ -38,7 +38,42 @@ pub(super) async fn annotate(
         ));
     }
     check_prefix(prefix)?;
-    let conn = collect::Connection::open(&cli.collect_options()).await?;
+    if !cli.is_fleet() {
+        return annotate_cluster(cli, &cli.collect_options(), None, unused_days, dry_run, prefix, iam, usage).await;
+    }
+    if usage.usage.is_some() {
+        return Err(Error::Usage("--usage reads one cluster's trail at a time; pass one --context".into()));
+    }
+    // One cluster after another, each written with its own findings only; the last-accessed cache makes a
+    // role several clusters bind one job.
+    let all = if cli.kube.all_contexts { collect::context::context_names(&cli.collect_options())? } else { Vec::new() };
+    let mut failed = Vec::new();
+    for (context, options) in cli.fleet_options(&all)? {
+        if let Err(e) = annotate_cluster(cli, &options, Some(&context), unused_days, dry_run, prefix, iam, usage).await
+        {
+            eprintln!("{} context {context}: {}", Paint::stderr(cli.output.color).bad("error:"), crate::causes(&e));
+            failed.push(context);
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        n => Err(Error::Incomplete(format!("annotate did not complete in {n} cluster(s): {}", failed.join(", ")))),
+    }
+}
+
+/// `annotate` on one cluster.
+#[allow(clippy::too_many_arguments)]
+async fn annotate_cluster(
+    cli: &Cli,
+    options: &collect::Options,
+    context: Option<&str>,
+    unused_days: u32,
+    dry_run: bool,
+    prefix: &str,
+    iam: &IamArgs,
+    usage: &UsageArgs,
+) -> Result<()> {
+    let conn = collect::Connection::open(options).await?;
     let snap = collect::live(&conn, None).await?;
     print_warnings(cli, &snap);
     let list = resolve::resolve(&snap);
@@ -60,6 +95,7 @@ pub(super) async fn annotate(
 
     let mut summary = annotate::Summary {
         kind: "AnnotateSummary",
+        cluster: context.map(|_| snap.cluster.name.clone().unwrap_or_default()),
         dry_run,
         roles_audited: report.roles.iter().filter(|r| r.error.is_none()).count(),
         roles_with_unused_services: report.roles.iter().filter(|r| r.has_unused()).count(),

@@ -159,7 +159,13 @@ pub(super) async fn connect(cli: &Cli, snap: &Snapshot, account_roles: &[(String
     if sdk.region().is_none() {
         sdk = collect::aws::sdk_config(Some("us-east-1"), cli.aws.profile.as_deref()).await;
     }
-    IamClients::connect(&sdk, &account_roles.iter().cloned().collect()).await
+    // The configuration file's account roles, then the flags over them.
+    let mut roles = match &cli.aws.config {
+        Some(path) => crate::cli::ConfigFile::read(path)?.account_roles,
+        None => Default::default(),
+    };
+    roles.extend(account_roles.iter().cloned());
+    IamClients::connect(&sdk, &roles.into_iter().collect()).await
 }
 
 /// Reads the roles' trust policies and the account's OIDC providers, for `doctor`.

@@ -108,7 +108,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             fleet::finish(&loaded)
         }
         Command::Annotate { unused_days, dry_run, annotation_prefix, iam, usage } => {
-            fleet::one_cluster(&cli, "annotate")?;
             annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam, usage).await
         }
         Command::Doctor { fail_on, account_roles } => {
