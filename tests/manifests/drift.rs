@@ -561,3 +561,31 @@ fn the_iam_policies_are_least_privilege_documents() {
         }
     }
 }
+
+/// `manifests/cross-account/`: the auditor role of another account may do exactly what the audit asks of it
+/// there, trusts the cluster account's auditor role, and the sample configuration names it.
+#[test]
+fn the_cross_account_setup_grants_what_the_other_account_is_asked() {
+    let w = exercise();
+    let (calls, sts) = aws_calls(&w);
+    let there: Vec<&AwsCall> = calls.iter().filter(|c| c.account == OTHER).collect();
+    assert!(!there.is_empty(), "the scenario audits a role of the other account");
+    let doc = policy("cross-account/auditor-policy.json");
+    let asked: BTreeSet<String> = there.iter().map(|c| c.action.clone()).collect();
+    assert_eq!(asked, policy_actions(&doc), "auditor-policy.json must list exactly what is asked there");
+    let outside: Vec<&&AwsCall> = there.iter().filter(|c| !policy_allows(&doc, c)).collect();
+    assert!(outside.is_empty(), "calls auditor-policy.json does not cover: {outside:#?}");
+
+    let trust = policy("cross-account/auditor-trust-policy.json");
+    let statement = &trust["Statement"][0];
+    assert_eq!((statement["Effect"].as_str(), statement["Action"].as_str()), (Some("Allow"), Some("sts:AssumeRole")));
+    assert_eq!(statement["Principal"]["AWS"], "arn:aws:iam::CLUSTER_ACCOUNT_ID:role/iam-roles-auditor");
+    assert!(sts.iter().all(|c| c.resource == OTHER_AUDITOR), "the role assumed is the one the setup names");
+
+    let text = std::fs::read_to_string(manifests_dir().join("cross-account/config.yaml")).unwrap();
+    let config: Value = serde_saphyr::from_str(&text).unwrap();
+    let roles = config["accountRoles"].as_object().expect("accountRoles");
+    assert!(roles.iter().all(|(account, role)| {
+        role.as_str().is_some_and(|r| r.contains(account.as_str()) && r.ends_with(":role/iam-roles-auditor"))
+    }));
+}
