@@ -9,6 +9,7 @@
 //! cluster, another caller) is still the role's use, counted as unattributed.
 
 pub mod action;
+pub mod athena;
 pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
