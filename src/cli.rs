@@ -186,11 +186,23 @@ pub struct UsageArgs {
     /// The trail to read, by name or ARN (default: the account's multi-region trail).
     #[arg(long, value_name = "NAME")]
     pub trail: Option<String>,
+    /// With `--usage athena`: the CloudTrail table, as AWS documents it (partitioned by `timestamp`).
+    #[arg(long, value_name = "DB.TABLE", required_if_eq("usage", "athena"))]
+    pub athena_table: Option<String>,
+    /// With `--usage athena`: the workgroup to run the query in.
+    #[arg(long, value_name = "NAME")]
+    pub athena_workgroup: Option<String>,
+    /// With `--usage athena`: where results go (`s3://bucket/prefix/`), when the workgroup sets none.
+    #[arg(long, value_name = "S3_URI")]
+    pub athena_output: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UsageSource {
+    /// The account trail's log files, read from S3.
     Cloudtrail,
+    /// A query over the organisation's CloudTrail table in Athena.
+    Athena,
 }
 
 fn parse_since(s: &str) -> Result<jiff::SignedDuration, String> {

@@ -13,7 +13,12 @@ use kubectl_iam_roles::arn::RoleArn;
 use kubectl_iam_roles::usage::athena::{Dialect, QueryScope, Row, query, tally_from_rows};
 use kubectl_iam_roles::usage::{ClusterId, Tally, attribute, record, role_key};
 use serde_json::Value;
+use std::sync::Arc;
+
+use support::athena::{Engine, FakeAthena};
+use support::fixtures::deployment;
 use support::trail::{call, iam_user_call, pod_identity, web_identity};
+use support::world::Fakes;
 
 const ACCOUNT: &str = "111122223333";
 const HOST: &str = "oidc.eks.us-west-2.amazonaws.com/id/5C9F2A7B41D3E8F06A1B2C3D4E5F6A7B";
@@ -72,11 +77,28 @@ fn reader(records: &[Value], roles: &[RoleArn]) -> Tally {
     tally
 }
 
-/// The query's path: DuckDB runs the SQL over a table of the same records.
-fn duckdb(records: &[Value], roles: &[RoleArn]) -> Tally {
+/// Runs `sql` (DuckDB dialect) over a table `table` of `records` on DuckDB; the rows, or DuckDB's error.
+fn duckdb_rows(records: &[Value], sql: &str, table: &str) -> Result<Vec<Row>, String> {
     let dir = tempfile::tempdir().unwrap();
     let (records_path, sql_path) = (dir.path().join("records.json"), dir.path().join("query.sql"));
     std::fs::write(&records_path, serde_json::to_string(records).unwrap()).unwrap();
+    std::fs::write(&sql_path, sql).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/athena/duckdb_run.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&records_path)
+        .arg(&sql_path)
+        .arg(table)
+        .output()
+        .expect("python3 (with duckdb from PyPI; .ci/run installs it)");
+    if !out.status.success() {
+        return Err(format!("DuckDB run failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("rows as JSON: {e}"))
+}
+
+/// The query's path: DuckDB runs the SQL over a table of the same records.
+fn duckdb(records: &[Value], roles: &[RoleArn]) -> Tally {
     let scope = QueryScope {
         table: "cloudtrail_logs",
         from: "2026-11-04".parse().unwrap(),
@@ -84,17 +106,8 @@ fn duckdb(records: &[Value], roles: &[RoleArn]) -> Tally {
         account: ACCOUNT,
         roles,
     };
-    std::fs::write(&sql_path, query(&scope, Dialect::DuckDb)).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/athena/duckdb_run.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&records_path)
-        .arg(&sql_path)
-        .arg("cloudtrail_logs")
-        .output()
-        .expect("python3 (with duckdb from PyPI; .ci/run installs it)");
-    assert!(out.status.success(), "DuckDB run failed: {}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<Row> = serde_json::from_slice(&out.stdout).expect("rows as JSON");
+    let rows =
+        duckdb_rows(records, &query(&scope, Dialect::DuckDb), "cloudtrail_logs").unwrap_or_else(|e| panic!("{e}"));
     assert!(!rows.is_empty());
     tally_from_rows(&rows)
 }
@@ -128,4 +141,71 @@ fn the_athena_query_attributes_every_call_as_the_log_reader_does() {
     // The same calls, counted alike (the reader also counts records the query never returns).
     read.records = queried.records;
     assert_eq!(queried.calls, read.calls);
+}
+
+/// `audit --usage athena` through the real binary: the query goes to the Athena fake (JSON 1.1), which answers
+/// it by running it on DuckDB over this cluster's records; the binary polls, pages the results, prints what was
+/// scanned, and attributes the rows to the service accounts.
+#[test]
+fn audit_usage_athena_runs_the_query_and_attributes_its_rows() {
+    let f = Fakes::new();
+    let shared = f.role("shop-shared", &["s3:GetObject", "sqs:ReceiveMessage", "kms:Decrypt"], Some(1));
+    f.used("shop-shared", "s3", 1);
+    f.irsa_app("shop", "api", "api", &shared);
+    f.kube.add(deployment("shop", "api").service_account("api").build());
+    f.pod_identity_app("shop", "worker", "worker", &shared, None);
+    f.kube.add(deployment("shop", "worker").service_account("worker").build());
+    let provider = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{}", f.issuer.trim_start_matches("https://"));
+    let cluster = format!("arn:aws:eks:us-west-2:{ACCOUNT}:cluster/prod");
+    let t = f.ago(1);
+    let records = vec![
+        web_identity(&shared, &provider, "system:serviceaccount:shop:api", "ASIAAPI00000000001", &t, "us-west-2"),
+        call(&shared, "ASIAAPI00000000001", "s3.amazonaws.com", "GetObject", &t, "us-west-2", None),
+        call(&shared, "ASIAAPI00000000001", "s3.amazonaws.com", "GetObject", &t, "us-west-2", None),
+        pod_identity(&shared, &cluster, "shop", "worker", "worker-7d9f4-x2m9p", "ASIAWRK00000000001", &t),
+        call(&shared, "ASIAWRK00000000001", "sqs.amazonaws.com", "ReceiveMessage", &t, "us-west-2", None),
+        call(&shared, "ASIAOLD00000000001", "kms.amazonaws.com", "Decrypt", &t, "us-west-2", None),
+    ];
+    // Athena's SQL on DuckDB: the one function whose name differs.
+    let engine: Engine = Arc::new(move |sql: &str| {
+        let rows =
+            duckdb_rows(&records, &sql.replace("json_extract_scalar", "json_extract_string"), "cloudtrail.logs")?;
+        let columns: Vec<String> = rows.first().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        let values = rows.iter().map(|r| columns.iter().map(|c| r[c].clone()).collect()).collect();
+        Ok((columns, values))
+    });
+    let athena = FakeAthena::new(engine);
+    athena.page_size(2);
+    let athena = athena.start();
+    let w = f.start();
+    let out = w
+        .cmd()
+        .env("AWS_ENDPOINT_URL_ATHENA", athena.url())
+        .args(["audit", "-n", "shop", "-o", "json", "--usage", "athena", "--athena-table", "cloudtrail.logs"])
+        .args(["--athena-workgroup", "auditors"])
+        .run();
+    out.assert_code(0);
+    let doc = out.json();
+    let role = doc["roles"].as_array().unwrap().iter().find(|r| r["roleArn"] == shared.as_str()).expect("the role");
+    let o = &role["observed"];
+    assert_eq!(o["source"], "athena");
+    assert_eq!((o["events"].as_u64(), o["unattributed"].as_u64()), (Some(4), Some(1)), "{o:#}");
+    let bindings = role["bindings"].as_array().unwrap();
+    let actions = |sa: &str| bindings.iter().find(|b| b["serviceAccount"] == sa).unwrap()["actions"].clone();
+    assert_eq!(actions("api"), serde_json::json!(["s3:GetObject"]));
+    assert_eq!(actions("worker"), serde_json::json!(["sqs:ReceiveMessage"]));
+    assert!(out.stderr.contains("scanned 700.00 MiB") && out.stderr.contains("$0.0037"), "{out}");
+
+    let ops = athena.operations();
+    assert_eq!(ops.first().map(String::as_str), Some("StartQueryExecution"), "{ops:?}");
+    assert!(ops.iter().filter(|o| *o == "GetQueryExecution").count() >= 3, "polled until SUCCEEDED: {ops:?}");
+    assert!(ops.iter().filter(|o| *o == "GetQueryResults").count() >= 2, "paged: {ops:?}");
+    let queries = athena.queries();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].1.as_deref(), Some("auditors"));
+    assert!(
+        queries[0].0.contains("FROM cloudtrail.logs") && queries[0].0.contains("\"timestamp\" BETWEEN"),
+        "{}",
+        queries[0].0
+    );
 }

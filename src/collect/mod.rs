@@ -1,5 +1,6 @@
 //! The edges: read the cluster and EKS live, or read a snapshot file. Both give a [`Snapshot`].
 
+pub mod athena;
 pub mod aws;
 pub mod cache;
 pub mod cloudtrail;

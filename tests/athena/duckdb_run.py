@@ -12,6 +12,8 @@ import duckdb
 
 records_path, sql_path, table = sys.argv[1], sys.argv[2], sys.argv[3]
 con = duckdb.connect()
+if "." in table:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
 con.execute("CREATE TABLE raw (r JSON)")
 with open(records_path) as f:
     records = json.load(f)

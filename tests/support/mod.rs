@@ -2,6 +2,7 @@
 //! real binary. Mounted with `mod support;` by each integration test and by path from the benches.
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+pub mod athena;
 mod b64;
 pub mod cli;
 pub mod cloudtrail;
