@@ -12,14 +12,17 @@ use serde_json::{Value, json};
 
 use super::http_server::{Handler, Recorded, Request, Response, serve};
 
-/// Column names and rows (`None` = SQL null) for a query, or why it failed.
-pub type Engine = Arc<dyn Fn(&str) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), String> + Send + Sync>;
+/// Column names and rows (`None` = SQL null).
+pub type Table = (Vec<String>, Vec<Vec<Option<String>>>);
+
+/// Answers a query with its table, or why it failed.
+pub type Engine = Arc<dyn Fn(&str) -> Result<Table, String> + Send + Sync>;
 
 struct Query {
     sql: String,
     workgroup: Option<String>,
     polls: usize,
-    result: Result<(Vec<String>, Vec<Vec<Option<String>>>), String>,
+    result: Result<Table, String>,
 }
 
 struct State {
