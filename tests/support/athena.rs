@@ -66,6 +66,10 @@ impl FakeAthena {
         self.lock().queries.values().map(|q| (q.sql.clone(), q.workgroup.clone())).collect()
     }
 
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().log.clone()
+    }
+
     /// The operations called, in order.
     pub fn operations(&self) -> Vec<String> {
         self.lock()
