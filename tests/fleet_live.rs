@@ -232,4 +232,3 @@ fn annotate_writes_each_clusters_findings_into_that_cluster_only() {
     let jobs = f.iam.requests().iter().filter(|c| c.action == "GenerateServiceLastAccessedDetails").count();
     assert_eq!(jobs, 2, "one job per role across the clusters");
 }
-
