@@ -130,11 +130,3 @@ pub(super) fn finish(loaded: &Loaded) -> Result<()> {
         ))),
     }
 }
-
-/// Commands that act on one cluster refuse a fleet run.
-pub(super) fn one_cluster(cli: &Cli, command: &str) -> Result<()> {
-    if cli.is_fleet() {
-        return Err(Error::Usage(format!("{command} runs on one cluster at a time; pass one --context")));
-    }
-    Ok(())
-}

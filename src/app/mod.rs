@@ -111,18 +111,26 @@ pub async fn run(cli: Cli) -> Result<()> {
             annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam, usage).await
         }
         Command::Doctor { fail_on, account_roles } => {
-            fleet::one_cluster(&cli, "doctor")?;
-            let mut snap = load(&cli).await?;
-            let list = resolve::resolve(&snap);
-            if cli.output.snapshot.is_none() {
-                match connect(&cli, &snap, account_roles).await {
-                    Ok(clients) => {
-                        (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &audit::auditable(&list)).await;
+            let mut loaded = fleet::load_all(&cli).await?;
+            let mut reports = Vec::new();
+            for snap in &mut loaded.snaps {
+                let list = resolve::resolve(snap);
+                if cli.output.snapshot.is_none() {
+                    match connect(&cli, snap, account_roles).await {
+                        Ok(clients) => {
+                            (snap.roles, snap.oidc_providers) =
+                                role_wiring(&cli, &clients, &audit::auditable(&list)).await;
+                        }
+                        Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
                     }
-                    Err(e) => warn(&cli, &format!("trust policies were not checked: {e}")),
                 }
+                reports.push((snap.cluster.name.clone(), doctor::doctor(&list, snap)));
             }
-            let report = doctor::doctor(&list, &snap);
+            let report = if loaded.fleet {
+                doctor::merge(reports, &loaded.unreachable)
+            } else {
+                reports.pop().map(|(_, r)| r).ok_or_else(|| Error::config("nothing was read"))?
+            };
             print(&cli, |out, paint| match cli.output.output {
                 Format::Table | Format::Wide => render::doctor_table(out, &report, paint),
                 f => render::document(out, &report, f),
@@ -132,7 +140,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     "doctor found {} error(s) and {} warning(s); failing as --fail-on asks",
                     report.summary.errors, report.summary.warnings
                 ))),
-                _ => Ok(()),
+                _ => fleet::finish(&loaded),
             }
         }
         Command::Audit { unused_days, suggest_policy, iam, usage } => {

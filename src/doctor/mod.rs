@@ -43,6 +43,41 @@ impl DoctorReport {
     }
 }
 
+/// The reports of several clusters as one: every finding names its cluster, and clusters that could not be
+/// read are findings too.
+pub fn merge(reports: Vec<(Option<String>, DoctorReport)>, unreachable: &[Problem]) -> DoctorReport {
+    let mut merged = DoctorReport {
+        api_version: API_VERSION.to_string(),
+        kind: "DoctorReport".to_string(),
+        cluster: None,
+        summary: Summary::default(),
+        problems: Vec::new(),
+    };
+    let unreachable = unreachable.iter().map(|p| Finding { severity: p.code.severity(), problem: p.clone() });
+    let found = reports.into_iter().flat_map(|(cluster, report)| {
+        report.problems.into_iter().map(move |mut f| {
+            f.problem.cluster = cluster.clone();
+            f
+        })
+    });
+    merged.problems = unreachable.chain(found).collect();
+    merged.problems.sort_by(|a, b| {
+        (a.severity, &a.problem.cluster, a.problem.sort_key()).cmp(&(
+            b.severity,
+            &b.problem.cluster,
+            b.problem.sort_key(),
+        ))
+    });
+    for f in &merged.problems {
+        match f.severity {
+            Severity::Error => merged.summary.errors += 1,
+            Severity::Warning => merged.summary.warnings += 1,
+            Severity::Info => merged.summary.info += 1,
+        }
+    }
+    merged
+}
+
 /// Every check over the resolved bindings and the IAM data in the snapshot.
 pub fn doctor(list: &BindingList, snap: &Snapshot) -> DoctorReport {
     let mut problems: Vec<Problem> = list.items.iter().flat_map(|b| b.problems.iter().cloned()).collect();
