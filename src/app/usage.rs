@@ -62,17 +62,6 @@ pub(super) async fn observe(
         read.bytes_read,
         read.trail.arn
     );
-    let c = &snap.cluster;
-    let cluster = ClusterId {
-        name: c.name.clone(),
-        arn: match (&c.region, &c.account, &c.name) {
-            (Some(region), Some(account), Some(name)) => {
-                Some(format!("arn:{}:eks:{region}:{account}:cluster/{name}", iam.partition))
-            }
-            _ => None,
-        },
-        issuer: c.oidc_issuer.clone(),
-    };
     Ok(Usage {
         source: "cloudtrail".into(),
         trail: read.trail.arn.clone(),
