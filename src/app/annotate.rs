@@ -19,14 +19,8 @@ use crate::{Error, Result, audit, collect, resolve};
 /// Audits live, plans the annotation changes, and applies them (or prints them with `--dry-run`).
 /// Per-object failures are reported and counted; the run fails (exit 1) when any object was left alone on
 /// incomplete evidence or could not be written, so a CronJob shows it.
-pub(super) async fn annotate(
-    cli: &Cli,
-    unused_days: u32,
-    dry_run: bool,
-    prefix: &str,
-    iam: &IamArgs,
-    usage: &UsageArgs,
-) -> Result<()> {
+pub(super) async fn annotate(cli: &Cli, run: &Run<'_>) -> Result<()> {
+    let (prefix, usage) = (run.prefix, run.usage);
     if cli.output.snapshot.is_some() {
         return Err(Error::Usage(
             "annotate writes to the live cluster and cannot run on --snapshot; use audit --snapshot".into(),
@@ -39,7 +33,7 @@ pub(super) async fn annotate(
     }
     check_prefix(prefix)?;
     if !cli.is_fleet() {
-        return annotate_cluster(cli, &cli.collect_options(), None, unused_days, dry_run, prefix, iam, usage).await;
+        return annotate_cluster(cli, &cli.collect_options(), None, run).await;
     }
     if usage.usage.is_some() {
         return Err(Error::Usage("--usage reads one cluster's trail at a time; pass one --context".into()));
@@ -49,8 +43,7 @@ pub(super) async fn annotate(
     let all = if cli.kube.all_contexts { collect::context::context_names(&cli.collect_options())? } else { Vec::new() };
     let mut failed = Vec::new();
     for (context, options) in cli.fleet_options(&all)? {
-        if let Err(e) = annotate_cluster(cli, &options, Some(&context), unused_days, dry_run, prefix, iam, usage).await
-        {
+        if let Err(e) = annotate_cluster(cli, &options, Some(&context), run).await {
             eprintln!("{} context {context}: {}", Paint::stderr(cli.output.color).bad("error:"), crate::causes(&e));
             failed.push(context);
         }
@@ -61,18 +54,18 @@ pub(super) async fn annotate(
     }
 }
 
+/// What `annotate` was asked to do.
+pub(super) struct Run<'a> {
+    pub unused_days: u32,
+    pub dry_run: bool,
+    pub prefix: &'a str,
+    pub iam: &'a IamArgs,
+    pub usage: &'a UsageArgs,
+}
+
 /// `annotate` on one cluster.
-#[allow(clippy::too_many_arguments)]
-async fn annotate_cluster(
-    cli: &Cli,
-    options: &collect::Options,
-    context: Option<&str>,
-    unused_days: u32,
-    dry_run: bool,
-    prefix: &str,
-    iam: &IamArgs,
-    usage: &UsageArgs,
-) -> Result<()> {
+async fn annotate_cluster(cli: &Cli, options: &collect::Options, context: Option<&str>, run: &Run<'_>) -> Result<()> {
+    let Run { unused_days, dry_run, prefix, iam, usage } = *run;
     let conn = collect::Connection::open(options).await?;
     let snap = collect::live(&conn, None).await?;
     print_warnings(cli, &snap);

@@ -108,7 +108,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             fleet::finish(&loaded)
         }
         Command::Annotate { unused_days, dry_run, annotation_prefix, iam, usage } => {
-            annotate::annotate(&cli, *unused_days, *dry_run, annotation_prefix, iam, usage).await
+            let run =
+                annotate::Run { unused_days: *unused_days, dry_run: *dry_run, prefix: annotation_prefix, iam, usage };
+            annotate::annotate(&cli, &run).await
         }
         Command::Doctor { fail_on, account_roles } => {
             let mut loaded = fleet::load_all(&cli).await?;
