@@ -103,7 +103,6 @@ fn duckdb(records: &[Value], roles: &[RoleArn]) -> Tally {
         table: "cloudtrail_logs",
         from: "2026-11-04".parse().unwrap(),
         to: "2026-12-04".parse().unwrap(),
-        account: ACCOUNT,
         roles,
     };
     let rows =

@@ -83,7 +83,7 @@ async fn athena(
 ) -> Result<Usage> {
     let table = args.athena_table.clone().unwrap_or_default();
     let utc = |t: jiff::Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let scope = QueryScope { table: &table, from: utc(from), to: utc(to), account: &iam.caller, roles };
+    let scope = QueryScope { table: &table, from: utc(from), to: utc(to), roles };
     let sql = query(&scope, Dialect::Athena);
     let options = AthenaOptions {
         workgroup: args.athena_workgroup.clone(),

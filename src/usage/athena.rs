@@ -1,6 +1,6 @@
 //! Observed usage at organisation scale: the attribution as one SQL query over AWS's documented CloudTrail
 //! table in Athena (`useridentity` a struct, `requestparameters`/`responseelements` JSON text, partitioned by
-//! `timestamp` = `yyyy/MM/dd`). The query tallies the calls of the roles in scope per (role, access key,
+//! `timestamp` = `yyyy/MM/dd`), keeping the events of the accounts the roles belong to. The query tallies the calls of the roles in scope per (role, access key,
 //! event) and joins each key to the STS event that issued it; [`tally_from_rows`] turns its rows into the
 //! same [`Tally`] the log-file reader builds, so attribution to this cluster is the same code either way.
 //!
@@ -35,8 +35,6 @@ pub struct QueryScope<'a> {
     /// Whole UTC days, first and last (partition pruning on `timestamp`).
     pub from: Date,
     pub to: Date,
-    /// The account whose events these are (`recipientaccountid`).
-    pub account: &'a str,
     pub roles: &'a [RoleArn],
 }
 
@@ -61,10 +59,11 @@ pub fn query(scope: &QueryScope, dialect: Dialect) -> String {
     };
     let roles = list(scope.roles.iter().map(ToString::to_string));
     let window = format!(
-        "\"timestamp\" BETWEEN {} AND {} AND recipientaccountid = {}",
+        "\"timestamp\" BETWEEN {} AND {} AND recipientaccountid IN ({})",
         quote(&scope.from.strftime("%Y/%m/%d").to_string()),
         quote(&scope.to.strftime("%Y/%m/%d").to_string()),
-        quote(scope.account)
+        // A role's calls are logged in its own account: an organisation table holds them all.
+        list(scope.roles.iter().map(|r| r.account.clone()).collect::<std::collections::BTreeSet<_>>())
     );
     format!(
         "WITH sessions AS (\n\
@@ -170,7 +169,6 @@ mod tests {
             table: "cloudtrail.logs",
             from: "2026-11-04".parse().unwrap(),
             to: "2026-12-04".parse().unwrap(),
-            account: "111122223333",
             roles: &roles,
         };
         let sql = query(&scope, Dialect::Athena);
