@@ -116,25 +116,34 @@ pub async fn read(
     let mut to_read: Vec<(String, Date, String, u64)> = Vec::new();
     let cache_parts =
         |region: &str| vec!["cloudtrail".to_string(), trail.arn.clone(), account.to_string(), region.to_string()];
-    for region in &regions {
-        for day in &days {
+    // The day folders are listed concurrently (a month of 17 regions is 500 listings), bounded like downloads.
+    let folders: Vec<(String, Date)> = regions.iter().flat_map(|r| days.iter().map(move |d| (r.clone(), *d))).collect();
+    let listings: Vec<_> = futures::stream::iter(folders)
+        .map(|(region, day)| {
+            let (s3, bucket) = (s3.clone(), trail.bucket.clone());
             let prefix = format!("{base}{region}/{}/", day.strftime("%Y/%m/%d"));
-            let parts = cache_parts(region);
-            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-            let name = day.to_string();
-            let cached: Option<DayEntry> =
-                (!options.refresh).then(|| options.cache.read(&options.caller, &parts, &name)).flatten();
-            let entry = cached
-                .filter(|e| e.roles.is_superset(&scope))
-                .unwrap_or_else(|| DayEntry { roles: scope.clone(), ..DayEntry::default() });
-            let objects = list_objects(&s3, &trail.bucket, &prefix).await.map_err(|e| s3_error(&trail, &prefix, e))?;
-            for (key, size) in objects {
-                if key.ends_with(".json.gz") && !entry.keys.contains(&key) {
-                    to_read.push((region.clone(), *day, key, size));
-                }
+            async move {
+                let objects = list_objects(&s3, &bucket, &prefix).await;
+                (region, day, prefix, objects)
             }
-            entries.insert((region.clone(), *day), entry);
+        })
+        .buffered(options.concurrency.max(1))
+        .collect()
+        .await;
+    for (region, day, prefix, objects) in listings {
+        let parts = cache_parts(&region);
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let cached: Option<DayEntry> =
+            (!options.refresh).then(|| options.cache.read(&options.caller, &parts, &day.to_string())).flatten();
+        let entry = cached
+            .filter(|e| e.roles.is_superset(&scope))
+            .unwrap_or_else(|| DayEntry { roles: scope.clone(), ..DayEntry::default() });
+        for (key, size) in objects.map_err(|e| s3_error(&trail, &prefix, e))? {
+            if key.ends_with(".json.gz") && !entry.keys.contains(&key) {
+                to_read.push((region.clone(), day, key, size));
+            }
         }
+        entries.insert((region, day), entry);
     }
     progress.listed(to_read.len() as u64, to_read.iter().map(|f| f.3).sum());
 
