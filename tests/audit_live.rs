@@ -474,6 +474,11 @@ fn a_fifth_of_calls_throttled_still_gives_the_same_report() {
     assert!(throttled > 0, "the fake throttled some calls");
     assert!(generated(&w.iam).values().all(|n| *n == 1), "a throttled Generate never started a job: one per role");
     assert_jobs_read_by_their_creator(&w.iam);
+    // Each retry is said on stderr, as the Kubernetes reads' waits are.
+    let out = w.cmd().args(["audit", "-A", "-o", "json", "--refresh"]).run();
+    out.assert_code(0);
+    let waits: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("waiting: AWS ")).collect();
+    assert!(!waits.is_empty() && waits.iter().all(|l| l.contains("trying again (attempt")), "{out}");
 }
 
 #[test]

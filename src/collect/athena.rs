@@ -31,7 +31,9 @@ pub struct AthenaOptions {
 
 /// Runs `sql` and returns its rows (column name -> value), with the query's statistics.
 pub async fn run(sdk: &SdkConfig, sql: &str, options: &AthenaOptions) -> Result<(Vec<Row>, QueryStats)> {
-    let client = aws_sdk_athena::Client::new(sdk);
+    let client = aws_sdk_athena::Client::from_conf(
+        aws_sdk_athena::config::Builder::from(sdk).interceptor(super::aws::RetryNotice).build(),
+    );
     let failed = |what: &str, e: String| {
         Error::aws(format!(
             "Athena {what} failed ({e}); check --athena-workgroup/--athena-output and athena:{what} (README: Permissions)"

@@ -54,3 +54,31 @@ where
         None => line.to_string(),
     }
 }
+
+/// Says on stderr when an AWS call is tried again (throttled, or the service failed), as the Kubernetes
+/// reads do: a long wait is never silent. Attach it to every client's configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryNotice;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RetryNotice {
+    fn name(&self) -> &'static str {
+        "RetryNotice"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let attempt =
+            cfg.load::<aws_smithy_runtime_api::client::retries::RequestAttempts>().map_or(1, |a| a.attempts());
+        if attempt > 1 {
+            let operation = cfg
+                .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+                .map_or_else(|| "a call".to_string(), |m| format!("{} {}", m.service(), m.name()));
+            eprintln!("waiting: AWS {operation} was throttled or failed; trying again (attempt {attempt})");
+        }
+        Ok(())
+    }
+}

@@ -88,7 +88,9 @@ pub async fn read(
     options: &TrailOptions,
     progress: &dyn Progress,
 ) -> Result<Read> {
-    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    let cloudtrail = aws_sdk_cloudtrail::Client::from_conf(
+        aws_sdk_cloudtrail::config::Builder::from(sdk).interceptor(super::aws::RetryNotice).build(),
+    );
     let trail = find_trail(&cloudtrail, options.trail.as_deref(), sdk).await?;
     let mut warnings = Vec::new();
     let coverage = match coverage(&cloudtrail, &trail.arn).await {
@@ -310,6 +312,7 @@ fn s3_client(sdk: &SdkConfig, region: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::from(sdk)
         .region(aws_sdk_s3::config::Region::new(region.to_string()))
         .force_path_style(custom)
+        .interceptor(super::aws::RetryNotice)
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }

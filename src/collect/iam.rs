@@ -47,14 +47,18 @@ impl IamClients {
     pub async fn connect(sdk: &SdkConfig, account_roles: &HashMap<String, String>) -> Result<Self> {
         let (caller, partition) = caller_identity(sdk).await?;
         let mut by_account: HashMap<String, Client> = HashMap::new();
-        by_account.insert(caller.clone(), Client::new(sdk));
+        let own = aws_sdk_iam::config::Builder::from(sdk).interceptor(super::aws::RetryNotice).build();
+        by_account.insert(caller.clone(), Client::from_conf(own));
         for (account, role) in account_roles {
             let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
                 .session_name("kubectl-iam-roles-audit")
                 .configure(sdk)
                 .build()
                 .await;
-            let config = aws_sdk_iam::config::Builder::from(sdk).credentials_provider(provider).build();
+            let config = aws_sdk_iam::config::Builder::from(sdk)
+                .credentials_provider(provider)
+                .interceptor(super::aws::RetryNotice)
+                .build();
             by_account.insert(account.clone(), Client::from_conf(config));
         }
         Ok(IamClients { caller, partition, sdk: sdk.clone(), by_account })

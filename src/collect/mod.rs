@@ -136,7 +136,9 @@ async fn pod_identity(
     if let Err(reason) = aws::check_credentials(&config).await {
         return skipped(format!("{reason}; configure AWS credentials (aws configure, AWS_PROFILE or --profile)"));
     }
-    let client = aws_sdk_eks::Client::new(&config);
+    let client = aws_sdk_eks::Client::from_conf(
+        aws_sdk_eks::config::Builder::from(&config).interceptor(aws::RetryNotice).build(),
+    );
     eks::describe_cluster(&client, cluster, warnings).await?;
     match eks::associations(&client, &name, &region, namespace, warnings).await? {
         Ok((associations, undescribed)) => {
