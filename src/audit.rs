@@ -275,7 +275,7 @@ pub fn with_usage(report: &mut AuditReport, usage: &Usage) {
         let Some(role_usage) = usage.roles.iter().find(|r| r.role_arn == role.role_arn) else { continue };
         let observed = Observed::of(usage, role_usage);
         for b in &mut role.bindings {
-            let user = User { namespace: b.namespace.clone(), service_account: b.service_account.clone() };
+            let user = User::new(&b.namespace, &b.service_account, b.cluster.as_deref());
             b.actions = Some(observed.actions_of(&user));
         }
         if role.error.is_none() {

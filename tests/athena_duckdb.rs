@@ -120,8 +120,12 @@ fn the_athena_query_attributes_every_call_as_the_log_reader_does() {
         name: Some("prod".into()),
         arn: Some(format!("arn:aws:eks:us-west-2:{ACCOUNT}:cluster/prod")),
         issuer: Some(format!("https://{HOST}")),
+        label: None,
     };
-    let (from_reader, from_query) = (attribute(&read, &roles, &cluster), attribute(&queried, &roles, &cluster));
+    let (from_reader, from_query) = (
+        attribute(&read, &roles, std::slice::from_ref(&cluster)),
+        attribute(&queried, &roles, std::slice::from_ref(&cluster)),
+    );
     assert_eq!(from_query, from_reader, "the query and the reader attribute alike");
     // And what they agree on is right: the api's S3 calls, the worker's SQS, the rest unattributed.
     let usage = &from_query[0];

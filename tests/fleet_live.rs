@@ -29,6 +29,8 @@ struct Fleet {
     kubeconfig: KubeconfigFile,
     shared: String,
     only_prod: String,
+    /// Prod's OIDC issuer URL.
+    issuer: String,
 }
 
 impl Fleet {
@@ -100,7 +102,7 @@ fn fleet() -> Fleet {
         .context(Context::eks("staging", REGION, ACCOUNT, &staging.url()))
         .context(Context::eks("gone", REGION, ACCOUNT, "http://127.0.0.1:9"))
         .write();
-    Fleet { prod, staging, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, shared, only_prod }
+    Fleet { prod, staging, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, shared, only_prod, issuer }
 }
 
 fn items<'a>(doc: &'a Value, role: &str) -> Vec<(&'a str, &'a str)> {
@@ -234,4 +236,55 @@ fn annotate_writes_each_clusters_findings_into_that_cluster_only() {
     assert_eq!(clusters, ["prod", "staging"], "one summary line per cluster: {out}");
     let jobs = f.iam.requests().iter().filter(|c| c.action == "GenerateServiceLastAccessedDetails").count();
     assert_eq!(jobs, 2, "one job per role across the clusters");
+}
+
+#[test]
+fn observed_usage_in_a_fleet_names_the_cluster_of_each_call() {
+    use support::cloudtrail::{FakeCloudTrail, TrailSpec};
+    use support::s3::FakeS3;
+    use support::trail::{call, gz, log_key, pod_identity, web_identity};
+    let f = fleet();
+    let t =
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24)).round(jiff::Unit::Second).unwrap().to_string();
+    let provider = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/{}", f.issuer.trim_start_matches("https://"));
+    let staging = format!("arn:aws:eks:{REGION}:{ACCOUNT}:cluster/staging");
+    let records = [
+        web_identity(&f.shared, &provider, "system:serviceaccount:shop:api", "ASIAPROD0000000001", &t, REGION),
+        call(&f.shared, "ASIAPROD0000000001", "s3.amazonaws.com", "GetObject", &t, REGION, None),
+        pod_identity(&f.shared, &staging, "shop", "api", "api-5d8f7-x2m9p", "ASIASTAG0000000001", &t),
+        call(&f.shared, "ASIASTAG0000000001", "kms.amazonaws.com", "Decrypt", &t, REGION, None),
+    ];
+    let s3 = FakeS3::new();
+    s3.put("trail", &log_key(None, ACCOUNT, REGION, &t, 1), gz(&records));
+    let ct = FakeCloudTrail::new();
+    ct.add_trail(TrailSpec::new("org", ACCOUNT, REGION, "trail"));
+    let (s3, ct) = (s3.start(), ct.start());
+    let out = f
+        .both(&["audit", "-o", "json", "--usage", "cloudtrail"])
+        .env("AWS_ENDPOINT_URL_S3", s3.url())
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", ct.url())
+        .run();
+    out.assert_code(0);
+    let doc = out.json();
+    let role = doc["roles"].as_array().unwrap().iter().find(|r| r["roleArn"] == f.shared.as_str()).expect("shared");
+    let actions = |cluster: &str| {
+        role["bindings"].as_array().unwrap().iter().find(|b| b["cluster"] == cluster).unwrap()["actions"].clone()
+    };
+    assert_eq!(actions("prod"), serde_json::json!(["s3:GetObject"]), "{role:#}");
+    assert_eq!(actions("staging"), serde_json::json!(["kms:Decrypt"]), "{role:#}");
+    let users: Vec<String> = role["observed"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            a["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| format!("{}:{}", u["cluster"].as_str().unwrap(), a["action"].as_str().unwrap()))
+        })
+        .collect();
+    assert_eq!(users, ["staging:kms:Decrypt", "prod:s3:GetObject"]);
+    assert_eq!(role["observed"]["unattributed"], 0);
+    assert_eq!(role["unusedServices"], serde_json::json!([]), "kms was called in staging");
 }

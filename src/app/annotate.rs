@@ -78,7 +78,7 @@ async fn annotate_cluster(cli: &Cli, options: &collect::Options, context: Option
     let mut report = audit::audit(&list, &reports, unused_days, now);
     // Observed usage is evidence too; a trail that cannot be read stops the run before anything is written.
     if usage.usage.is_some() {
-        let observed = super::usage::observe(cli, &clients, &snap, &list, usage, iam).await?;
+        let observed = super::usage::observe(cli, &clients, &[&snap], &list, usage, iam).await?;
         audit::with_usage(&mut report, &observed);
     }
     let mut held = incomplete_evidence(&snap);

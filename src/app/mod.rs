@@ -88,7 +88,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                         (snap.roles, snap.oidc_providers) = role_wiring(&cli, &clients, &roles).await;
                         snap.last_accessed = last_accessed(&clients, &roles, iam).await;
                         if usage.usage.is_some() {
-                            snap.observed = Some(usage::observe(&cli, &clients, snap, &list, usage, iam).await?);
+                            snap.observed = Some(usage::observe(&cli, &clients, &[&*snap], &list, usage, iam).await?);
                         }
                     }
                     Err(e) => warn(&cli, &format!("IAM data is not recorded in the snapshot: {e}")),
@@ -154,9 +154,6 @@ pub async fn run(cli: Cli) -> Result<()> {
                         .into(),
                 ));
             }
-            if loaded.fleet && usage.usage.is_some() {
-                return Err(Error::Usage("--usage reads one cluster's trail at a time; pass one --context".into()));
-            }
             let Some(snap) = loaded.snaps.first() else { return fleet::finish(&loaded) };
             // One job per role, however many clusters bind it: the roles come from the merged list.
             let (reports, now, clients) = if cli.output.snapshot.is_some() {
@@ -170,7 +167,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             let mut report = audit::audit(&list, &reports, *unused_days, now);
             let observed = match (&clients, usage.usage) {
-                (Some(clients), Some(_)) => Some(usage::observe(&cli, clients, snap, &list, usage, iam).await?),
+                (Some(clients), Some(_)) => {
+                    // One read of the trail for every cluster: each call is attributed to the cluster that issued it.
+                    let snaps: Vec<&Snapshot> = loaded.snaps.iter().collect();
+                    Some(usage::observe(&cli, clients, &snaps, &list, usage, iam).await?)
+                }
                 (None, Some(_)) if snap.observed.is_none() => {
                     return Err(Error::Usage(
                         "the snapshot holds no observed usage; take it with `snapshot --usage cloudtrail`".into(),

@@ -14,11 +14,12 @@ use crate::usage::athena::{Dialect, QueryScope, query, tally_from_rows};
 use crate::usage::{ClusterId, Usage, attribute};
 use crate::{Result, audit};
 
-/// Reads the account's trail for the window `args` asks and attributes the calls of the roles in `list`.
+/// Reads the account's trail for the window `args` asks and attributes the calls of the roles in `list` to
+/// the service accounts of the clusters in `snaps` (labelled with their cluster when there are several).
 pub(super) async fn observe(
     cli: &Cli,
     iam: &IamClients,
-    snap: &Snapshot,
+    snaps: &[&Snapshot],
     list: &BindingList,
     args: &UsageArgs,
     iam_args: &IamArgs,
@@ -26,19 +27,26 @@ pub(super) async fn observe(
     let roles = audit::auditable(list);
     let to = now_seconds();
     let from = to - args.since;
-    let c = &snap.cluster;
-    let cluster = ClusterId {
-        name: c.name.clone(),
-        arn: match (&c.region, &c.account, &c.name) {
-            (Some(region), Some(account), Some(name)) => {
-                Some(format!("arn:{}:eks:{region}:{account}:cluster/{name}", iam.partition))
+    let fleet = snaps.len() > 1;
+    let clusters: Vec<ClusterId> = snaps
+        .iter()
+        .map(|snap| {
+            let c = &snap.cluster;
+            ClusterId {
+                name: c.name.clone(),
+                arn: match (&c.region, &c.account, &c.name) {
+                    (Some(region), Some(account), Some(name)) => {
+                        Some(format!("arn:{}:eks:{region}:{account}:cluster/{name}", iam.partition))
+                    }
+                    _ => None,
+                },
+                issuer: c.oidc_issuer.clone(),
+                label: c.name.clone().filter(|_| fleet),
             }
-            _ => None,
-        },
-        issuer: c.oidc_issuer.clone(),
-    };
+        })
+        .collect();
     if args.usage == Some(UsageSource::Athena) {
-        return athena(iam, args, &roles, from, to, &cluster).await;
+        return athena(iam, args, &roles, from, to, &clusters).await;
     }
     let options = TrailOptions {
         trail: args.trail.clone(),
@@ -68,7 +76,7 @@ pub(super) async fn observe(
         from: Some(from),
         to: Some(to),
         coverage: read.coverage,
-        roles: attribute(&read.tally, &roles, &cluster),
+        roles: attribute(&read.tally, &roles, &clusters),
     })
 }
 
@@ -79,7 +87,7 @@ async fn athena(
     roles: &[crate::arn::RoleArn],
     from: jiff::Timestamp,
     to: jiff::Timestamp,
-    cluster: &ClusterId,
+    clusters: &[ClusterId],
 ) -> Result<Usage> {
     let table = args.athena_table.clone().unwrap_or_default();
     let utc = |t: jiff::Timestamp| t.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -107,7 +115,7 @@ async fn athena(
         to: Some(to),
         // What the trail behind the table records is unknown here: drafts narrow nothing on it.
         coverage: Default::default(),
-        roles: attribute(&tally_from_rows(&rows), roles, cluster),
+        roles: attribute(&tally_from_rows(&rows), roles, clusters),
     })
 }
 

@@ -186,7 +186,7 @@ fn an_observed_call_is_evidence_of_use() {
         roles: vec![RoleUsage {
             role_arn: A.into(),
             by_user: vec![UserUsage {
-                user: Some(User { namespace: "shop".into(), service_account: "api".into() }),
+                user: Some(User::new("shop", "api", None)),
                 actions: [("kms:Decrypt".to_string(), count)].into_iter().collect(),
             }],
         }],

@@ -165,14 +165,29 @@ pub const POD_IDENTITY_SERVICE: &str = "pods.eks.amazonaws.com";
 pub struct User {
     pub namespace: String,
     pub service_account: String,
+    /// The cluster, in runs over several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
-/// The cluster attribution is for: its name, ARN and OIDC issuer.
+impl User {
+    pub fn new(namespace: &str, service_account: &str, cluster: Option<&str>) -> Self {
+        User {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+            cluster: cluster.map(str::to_string),
+        }
+    }
+}
+
+/// A cluster attribution is for: its name, ARN and OIDC issuer, and (in runs over several) the name its
+/// users are labelled with.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterId {
     pub name: Option<String>,
     pub arn: Option<String>,
     pub issuer: Option<String>,
+    pub label: Option<String>,
 }
 
 impl ClusterId {
@@ -190,12 +205,12 @@ impl ClusterId {
                 }
                 let rest = subject.strip_prefix("system:serviceaccount:")?;
                 let (namespace, service_account) = rest.split_once(':')?;
-                Some(User { namespace: namespace.into(), service_account: service_account.into() })
+                Some(User::new(namespace, service_account, self.label.as_deref()))
             }
             Issued::PodIdentity { cluster, namespace, service_account, .. } => {
                 let here =
                     Some(cluster.as_str()) == self.arn.as_deref() || Some(cluster.as_str()) == self.name.as_deref();
-                here.then(|| User { namespace: namespace.clone(), service_account: service_account.clone() })
+                here.then(|| User::new(namespace, service_account, self.label.as_deref()))
             }
         }
     }
@@ -238,14 +253,14 @@ pub struct Usage {
     pub roles: Vec<RoleUsage>,
 }
 
-/// Joins a tally's keys to their holders for `cluster`, per role in `roles`.
-pub fn attribute(tally: &Tally, roles: &[RoleArn], cluster: &ClusterId) -> Vec<RoleUsage> {
+/// Joins a tally's keys to their holders in `clusters` (the first that issued it), per role in `roles`.
+pub fn attribute(tally: &Tally, roles: &[RoleArn], clusters: &[ClusterId]) -> Vec<RoleUsage> {
     roles
         .iter()
         .map(|role| {
             let mut by_user: BTreeMap<Option<User>, BTreeMap<String, Count>> = BTreeMap::new();
             for (key, actions) in tally.calls.get(&role_key(role)).into_iter().flatten() {
-                let user = tally.issued.get(key).and_then(|i| cluster.issued_here(i));
+                let user = tally.issued.get(key).and_then(|i| clusters.iter().find_map(|c| c.issued_here(i)));
                 let mine = by_user.entry(user).or_default();
                 for (action, count) in actions {
                     mine.entry(action.clone()).or_default().add(count);

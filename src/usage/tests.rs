@@ -56,17 +56,22 @@ fn tally(records: &[Value], roles: &[&str]) -> Tally {
 }
 
 fn cluster() -> ClusterId {
-    ClusterId { name: Some("prod".into()), arn: Some(CLUSTER_ARN.into()), issuer: Some(format!("https://{HOST}")) }
+    ClusterId {
+        name: Some("prod".into()),
+        arn: Some(CLUSTER_ARN.into()),
+        issuer: Some(format!("https://{HOST}")),
+        label: None,
+    }
 }
 
 fn observed(t: &Tally, name: &str) -> Observed {
     let usage = Usage { source: "cloudtrail".into(), ..Usage::default() };
-    let roles = attribute(t, &[role(name)], &cluster());
+    let roles = attribute(t, &[role(name)], &[cluster()]);
     Observed::of(&usage, &roles[0])
 }
 
 fn user(ns: &str, sa: &str) -> User {
-    User { namespace: ns.into(), service_account: sa.into() }
+    User::new(ns, sa, None)
 }
 
 #[test]
