@@ -138,6 +138,7 @@ pub enum Command {
 
 /// How the audit reads IAM last-accessed data.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "IAM")]
 pub struct IamArgs {
     /// Report per service, or also per tracked action (S3, EC2, IAM, Lambda management actions).
     #[arg(long, value_enum, default_value_t = Granularity::Service)]
@@ -175,6 +176,7 @@ impl Default for IamArgs {
 
 /// Observed usage: which workload called which action.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Observed usage")]
 pub struct UsageArgs {
     /// Also read observed usage: `cloudtrail` reads the account trail's log files straight from S3 and
     /// attributes each call to the service account (IRSA) or pod (Pod Identity) that made it.
@@ -230,6 +232,7 @@ fn parse_account_role(s: &str) -> Result<(String, String), String> {
 
 /// The kubectl flags: which cluster, which namespaces, which pods.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Kubernetes")]
 pub struct KubeArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, value_name = "PATH")]
@@ -253,6 +256,7 @@ pub struct KubeArgs {
 
 /// The AWS flags: which EKS cluster, region and credentials.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "AWS")]
 pub struct AwsArgs {
     /// EKS cluster name (default: inferred from an EKS kubeconfig context).
     #[arg(long, global = true, env = "IAM_ROLES_CLUSTER", value_name = "NAME")]
@@ -296,6 +300,7 @@ impl ConfigFile {
 
 /// How to print, and where the data comes from.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Output format.
     #[arg(short, long, global = true, value_enum, default_value_t = Format::Table)]
