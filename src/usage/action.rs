@@ -61,12 +61,13 @@ fn strip_api_version(name: &str) -> &str {
     if digits == 8 { &without_v[..without_v.len() - 8] } else { name }
 }
 
-/// Whether an error code means the call was refused (an attempt, not a grant in use).
+/// The error codes of a refused call (an attempt, not a grant in use).
+pub const DENIED_CODES: &[&str] =
+    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"];
+
+/// Whether an error code means the call was refused.
 pub fn is_denied(error_code: &str) -> bool {
-    matches!(
-        error_code,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "Client.UnauthorizedOperation"
-    )
+    DENIED_CODES.contains(&error_code)
 }
 
 #[cfg(test)]

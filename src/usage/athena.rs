@@ -15,10 +15,6 @@ use jiff::civil::Date;
 use super::{Count, Issued, POD_IDENTITY_SERVICE, Tally, action, role_key};
 use crate::arn::RoleArn;
 
-/// Error codes that mean a call was refused (as [`action::is_denied`]).
-const DENIED: &[&str] =
-    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation"];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// Athena (Trino).
@@ -106,7 +102,7 @@ pub fn query(scope: &QueryScope, dialect: Dialect) -> String {
         sa_tag = tag("kubernetes-service-account"),
         pod_tag = tag("kubernetes-pod-name"),
         pods = POD_IDENTITY_SERVICE,
-        denied = list(DENIED.iter().map(|d| d.to_string())),
+        denied = list(action::DENIED_CODES.iter().map(|d| d.to_string())),
     )
 }
 
@@ -144,15 +140,7 @@ pub fn tally_from_rows(rows: &[Row]) -> Tally {
         let last = col(row, "last_call").and_then(|t| t.parse::<Timestamp>().ok());
         let denied = matches!(col(row, "denied").as_deref(), Some("true" | "True" | "1"));
         let count = tally.calls.entry(role).or_default().entry(key).or_default().entry(action).or_default();
-        let this = if denied {
-            Count { denied: calls, last_denied: last, ..Count::default() }
-        } else {
-            Count { allowed: calls, last_allowed: last, ..Count::default() }
-        };
-        count.allowed += this.allowed;
-        count.denied += this.denied;
-        count.last_allowed = count.last_allowed.max(this.last_allowed);
-        count.last_denied = count.last_denied.max(this.last_denied);
+        count.add(&Count::of(denied, calls, last));
         tally.records += calls;
     }
     tally

@@ -41,7 +41,17 @@ pub struct Count {
 }
 
 impl Count {
-    fn add(&mut self, other: &Count) {
+    /// `calls` calls, allowed or denied, the last at `last`.
+    pub(crate) fn of(denied: bool, calls: u64, last: Option<Timestamp>) -> Self {
+        if denied {
+            Count { denied: calls, last_denied: last, ..Count::default() }
+        } else {
+            Count { allowed: calls, last_allowed: last, ..Count::default() }
+        }
+    }
+
+    /// Adds the calls of `other` (another file, day, region or result row).
+    pub(crate) fn add(&mut self, other: &Count) {
         self.allowed += other.allowed;
         self.denied += other.denied;
         self.last_allowed = self.last_allowed.max(other.last_allowed);
@@ -99,13 +109,7 @@ impl Tally {
         let time = record.event_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
         let key = identity.access_key_id.clone().unwrap_or_default();
         let count = self.calls.entry(role).or_default().entry(key).or_default().entry(action).or_default();
-        if record.error_code.as_deref().is_some_and(action::is_denied) {
-            count.denied += 1;
-            count.last_denied = count.last_denied.max(time);
-        } else {
-            count.allowed += 1;
-            count.last_allowed = count.last_allowed.max(time);
-        }
+        count.add(&Count::of(record.error_code.as_deref().is_some_and(action::is_denied), 1, time));
     }
 
     /// Adds another tally (another file, day or region).

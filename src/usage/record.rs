@@ -1,6 +1,6 @@
 //! CloudTrail log files, read record by record: a file is `{"Records": [...]}`, gzipped. Each record is
-//! parsed into the few fields attribution needs and handed to a callback, so memory holds one record at a
-//! time however large the file. Fields whose shape varies by service (`requestParameters`,
+//! parsed into the few fields attribution needs and handed to a callback, so only the file's text and one
+//! record are held at a time. Fields whose shape varies by service (`requestParameters`,
 //! `responseElements`) are read leniently: only the keys used here are kept, as JSON values.
 
 use std::fmt;
@@ -85,11 +85,10 @@ impl Record {
     }
 }
 
-/// Reads one log file from a stream, calling `on_record` for each record in order; returns how many there
-/// were. An error
-/// (bad gzip, truncated or malformed JSON) means the file is unusable: callers drop what it gave.
-pub fn read_log(reader: impl Read, on_record: &mut dyn FnMut(Record)) -> Result<u64, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
+/// Reads one log file's JSON, calling `on_record` for each record in order; returns how many there were. An
+/// error (truncated or malformed JSON) means the file is unusable: callers drop what it gave.
+pub fn read_log(text: &[u8], on_record: &mut dyn FnMut(Record)) -> Result<u64, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
     let count = LogFile { on_record }.deserialize(&mut de)?;
     de.end()?;
     Ok(count)
@@ -101,10 +100,7 @@ pub fn read_log(reader: impl Read, on_record: &mut dyn FnMut(Record)) -> Result<
 pub fn read_gzipped_log(bytes: &[u8], on_record: &mut dyn FnMut(Record)) -> Result<u64, serde_json::Error> {
     let mut text = Vec::with_capacity(bytes.len().saturating_mul(8));
     flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(serde_json::Error::io)?;
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let count = LogFile { on_record }.deserialize(&mut de)?;
-    de.end()?;
-    Ok(count)
+    read_log(&text, on_record)
 }
 
 struct LogFile<'a> {
