@@ -161,7 +161,7 @@ fn bench_resolve(size: &Size, quick: bool) {
     });
     let (in_process, items) = best_of(5, || {
         let start = Instant::now();
-        let snap = kubectl_iam_roles::collect::snapshot::read(&path).expect("read snapshot");
+        let snap = kubectl_iam_roles::collect::snapshot::read_all(&path).expect("read snapshot").remove(0);
         let list = kubectl_iam_roles::resolve::resolve(&snap);
         (start.elapsed(), list.items.len())
     });

@@ -40,9 +40,8 @@ pub(super) async fn annotate(cli: &Cli, run: &Run<'_>) -> Result<()> {
     }
     // One cluster after another, each written with its own findings only; the last-accessed cache makes a
     // role several clusters bind one job.
-    let all = if cli.kube.all_contexts { collect::context::context_names(&cli.collect_options())? } else { Vec::new() };
     let mut failed = Vec::new();
-    for (context, options) in cli.fleet_options(&all)? {
+    for (context, options) in super::fleet::targets(cli)? {
         if let Err(e) = annotate_cluster(cli, &options, Some(&context), run).await {
             eprintln!("{} context {context}: {}", Paint::stderr(cli.output.color).bad("error:"), crate::causes(&e));
             failed.push(context);

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use super::print_warnings;
 use crate::cli::Cli;
 use crate::model::{BindingList, Problem, ProblemCode, Snapshot};
-use crate::{Error, Result, collect};
+use crate::{Error, Result, collect, resolve};
 
 /// What a run read: one snapshot per cluster, and the clusters that could not be read.
 pub(super) struct Loaded {
@@ -16,6 +16,16 @@ pub(super) struct Loaded {
     pub unreachable: Vec<Problem>,
     /// Several clusters are in scope: items and problems name their cluster.
     pub fleet: bool,
+}
+
+/// The contexts of a fleet run (those named, or every context of the kubeconfig) with what to read in each.
+pub(super) fn targets(cli: &Cli) -> Result<Vec<(String, collect::Options)>> {
+    let all = if cli.kube.all_contexts { collect::context::context_names(&cli.collect_options())? } else { Vec::new() };
+    let targets = cli.fleet_options(&all)?;
+    if targets.is_empty() {
+        return Err(Error::config("the kubeconfig has no contexts"));
+    }
+    Ok(targets)
 }
 
 /// Collects every cluster of the run (or reads the snapshot file), printing collection warnings.
@@ -29,16 +39,14 @@ pub(super) async fn load_all(cli: &Cli) -> Result<Loaded> {
         let fleet = snaps.len() > 1;
         return Ok(Loaded { snaps, unreachable: Vec::new(), fleet });
     }
+    let selector = cli.kube.selector.as_deref();
     if !cli.is_fleet() {
-        let snap = super::load(cli).await?;
+        let conn = collect::Connection::open(&cli.collect_options()).await?;
+        let snap = collect::live(&conn, selector).await?;
+        print_warnings(cli, &snap);
         return Ok(Loaded { snaps: vec![snap], unreachable: Vec::new(), fleet: false });
     }
-    let all = if cli.kube.all_contexts { collect::context::context_names(&cli.collect_options())? } else { Vec::new() };
-    let targets = cli.fleet_options(&all)?;
-    if targets.is_empty() {
-        return Err(Error::config("the kubeconfig has no contexts"));
-    }
-    let selector = cli.kube.selector.as_deref();
+    let targets = targets(cli)?;
     let results = join_all(targets.into_iter().map(|(context, options)| async move {
         let snap = async {
             let conn = collect::Connection::open(&options).await?;
@@ -74,11 +82,11 @@ pub(super) async fn load_all(cli: &Cli) -> Result<Loaded> {
 }
 
 /// Resolves each cluster and, in a fleet run, merges the lists with every item and problem naming its cluster.
-pub(super) fn resolve_all(loaded: &Loaded, each: impl Fn(&Snapshot) -> BindingList) -> BindingList {
+pub(super) fn resolve_all(loaded: &Loaded) -> BindingList {
     if !loaded.fleet
         && let Some(snap) = loaded.snaps.first()
     {
-        return each(snap);
+        return resolve::resolve(snap);
     }
     let mut merged = BindingList {
         api_version: crate::model::API_VERSION.to_string(),
@@ -89,7 +97,7 @@ pub(super) fn resolve_all(loaded: &Loaded, each: impl Fn(&Snapshot) -> BindingLi
         problems: loaded.unreachable.clone(),
     };
     for snap in &loaded.snaps {
-        let list = each(snap);
+        let list = resolve::resolve(snap);
         let name = snap.cluster.name.clone().unwrap_or_default();
         for mut item in list.items {
             item.cluster = Some(name.clone());

@@ -10,7 +10,7 @@ use crate::act::render;
 use crate::arn::RoleQuery;
 use crate::cli::{Cli, Command, Format};
 use crate::model::{RoleReport, Snapshot};
-use crate::{Error, Result, audit, collect, doctor, resolve};
+use crate::{Error, Result, audit, doctor, resolve};
 
 mod annotate;
 mod fleet;
@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::List => {
             let loaded = fleet::load_all(&cli).await?;
-            let list = fleet::resolve_all(&loaded, resolve::resolve);
+            let list = fleet::resolve_all(&loaded);
             if list.items.is_empty() && list.problems.is_empty() && is_table(&cli) {
                 let scope = loaded.snaps.first().map(scope_text).unwrap_or_default();
                 eprintln!("No IAM role bindings found {scope}.");
@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::WhoUses { role } => {
             let query = RoleQuery::parse(role).map_err(|e| Error::Usage(format!("{e}; pass a role name or ARN")))?;
             let loaded = fleet::load_all(&cli).await?;
-            let list = resolve::who_uses(fleet::resolve_all(&loaded, resolve::resolve), &query);
+            let list = resolve::who_uses(fleet::resolve_all(&loaded), &query);
             if list.items.is_empty() && is_table(&cli) {
                 let scope = loaded.snaps.first().map(scope_text).unwrap_or_default();
                 eprintln!("Nothing uses role {role} {scope}: no service account is bound to it and no pod carries it.");
@@ -147,7 +147,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit { unused_days, suggest_policy, iam, usage } => {
             let loaded = fleet::load_all(&cli).await?;
-            let list = fleet::resolve_all(&loaded, resolve::resolve);
+            let list = fleet::resolve_all(&loaded);
             if *suggest_policy && cli.output.snapshot.is_some() {
                 return Err(Error::Usage(
                     "--suggest-policy reads the roles' policies from IAM, which a snapshot does not hold; run it live"
@@ -217,19 +217,6 @@ fn scope_text(snap: &Snapshot) -> String {
         s.push_str(&format!(" for pods matching {sel}"));
     }
     s
-}
-
-/// Collects live, or reads `--snapshot`; prints collection warnings to stderr either way.
-async fn load(cli: &Cli) -> Result<Snapshot> {
-    let snap = match &cli.output.snapshot {
-        Some(path) => collect::snapshot::narrow(collect::snapshot::read(path)?, &cli.collect_options())?,
-        None => {
-            let conn = collect::Connection::open(&cli.collect_options()).await?;
-            collect::live(&conn, cli.kube.selector.as_deref()).await?
-        }
-    };
-    print_warnings(cli, &snap);
-    Ok(snap)
 }
 
 fn print_warnings(cli: &Cli, snap: &Snapshot) {

@@ -44,18 +44,6 @@ pub fn read_all(path: &Path) -> Result<Vec<Snapshot>> {
     Ok(snaps)
 }
 
-/// Reads a one-cluster snapshot file.
-pub fn read(path: &Path) -> Result<Snapshot> {
-    let mut snaps = read_all(path)?;
-    match snaps.len() {
-        1 => Ok(snaps.remove(0)),
-        n => Err(Error::Usage(format!(
-            "{} holds {n} clusters' snapshots; this command reads one cluster at a time",
-            path.display()
-        ))),
-    }
-}
-
 /// Narrows a snapshot to `-n` and `-l`. Without `-n`/`-A` an offline run covers the whole snapshot,
 /// since there is no kubeconfig context to take a default namespace from.
 pub fn narrow(mut snap: Snapshot, args: &Options) -> Result<Snapshot> {
