@@ -142,6 +142,13 @@ impl RoleAudit {
         self.error.is_none() && matches!(self.status, Status::UnusedServices | Status::UnusedRole)
     }
 
+    /// The role's service accounts: those bound to it here, and any other CloudTrail saw call it; sorted.
+    pub fn users(&self) -> Vec<User> {
+        let observed = self.observed.iter().flat_map(|o| o.actions.iter().flat_map(|a| a.users.iter().cloned()));
+        let bound = self.bindings.iter().map(|b| User::new(&b.namespace, &b.service_account, b.cluster.as_deref()));
+        observed.chain(bound).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+    }
+
     /// The tracked actions never used or stale, across services.
     pub fn unused_actions(&self) -> Vec<String> {
         self.services.iter().flat_map(|s| s.unused_actions.iter().flatten().cloned()).collect()

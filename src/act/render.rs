@@ -240,15 +240,7 @@ pub fn observed_table(out: &mut dyn Write, report: &AuditReport, paint: Paint) -
     writeln!(tw, "ROLE\tSERVICE ACCOUNT\tWORKLOADS\tACTIONS")?;
     for (role, o) in observed {
         let count = |action: &str| o.actions.iter().find(|a| a.action == action).map_or(0, |a| a.count);
-        let mut users: Vec<crate::usage::User> = o.actions.iter().flat_map(|a| a.users.iter().cloned()).collect();
-        users.extend(
-            role.bindings
-                .iter()
-                .map(|b| crate::usage::User::new(&b.namespace, &b.service_account, b.cluster.as_deref())),
-        );
-        users.sort();
-        users.dedup();
-        for user in users {
+        for user in role.users() {
             let workloads: Vec<String> = role
                 .bindings
                 .iter()

@@ -117,9 +117,8 @@ fn observed_drafts(item: &mut audit::RoleSuggestion, role: &audit::RoleAudit, ob
     let all = evidence(observed.actions.iter().map(|a| a.action.clone()).collect());
     let drafts = narrow_all(&all);
     // Service accounts with their actions: the role's bindings here, and any other that called it.
-    let mut users: BTreeSet<User> = observed.actions.iter().flat_map(|a| a.users.iter().cloned()).collect();
-    users.extend(role.bindings.iter().map(|b| User::new(&b.namespace, &b.service_account, b.cluster.as_deref())));
-    let sets: Vec<(User, Vec<String>)> = users
+    let sets: Vec<(User, Vec<String>)> = role
+        .users()
         .into_iter()
         .map(|u| {
             let a = observed.actions_of(&u);

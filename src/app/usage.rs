@@ -1,6 +1,8 @@
 //! Observed usage for `audit` and `snapshot`: the trail read with a progress bar (files and bytes, on a
 //! terminal), then attributed for this cluster.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use indicatif::{HumanBytes, ProgressBar};
 
 use super::{now_seconds, warn};
@@ -122,22 +124,34 @@ async fn athena(
 /// Files read, on stderr when it is a terminal and the read takes a moment.
 struct FileProgress {
     bar: ProgressBar,
+    /// Bytes listed, and bytes read so far.
+    total: AtomicU64,
+    done: AtomicU64,
 }
 
 impl FileProgress {
     fn start() -> Self {
         let template = "{spinner} reading CloudTrail logs {pos}/{len} files, {msg} {wide_bar} {elapsed}";
-        FileProgress { bar: super::progress::delayed_bar(0, template) }
+        let bar = super::progress::delayed_bar(0, template);
+        FileProgress { bar, total: AtomicU64::new(0), done: AtomicU64::new(0) }
+    }
+
+    fn show_bytes(&self) {
+        let (done, total) = (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        self.bar.set_message(format!("{} of {}", HumanBytes(done), HumanBytes(total)));
     }
 }
 
 impl cloudtrail::Progress for FileProgress {
     fn listed(&self, files: u64, bytes: u64) {
         self.bar.set_length(files);
-        self.bar.set_message(format!("0 B of {}", HumanBytes(bytes)));
+        self.total.store(bytes, Ordering::Relaxed);
+        self.show_bytes();
     }
 
-    fn file_done(&self, _bytes: u64) {
+    fn file_done(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
         self.bar.inc(1);
+        self.show_bytes();
     }
 }
