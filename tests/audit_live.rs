@@ -481,9 +481,8 @@ fn a_fifth_of_calls_throttled_still_gives_the_same_report() {
     assert!(!waits.is_empty() && waits.iter().all(|l| l.contains("trying again (attempt")), "{out}");
 }
 
-#[test]
-fn cross_account_roles_need_an_auditor_role() {
-    let f = shop();
+/// `partner-sync` in the other account: allowed S3 and Kinesis, S3 used two days ago.
+fn partner_role(f: &Fakes) -> String {
     let partner = f.iam.add_role(
         RoleSpec::new("partner-sync")
             .account(OTHER)
@@ -491,6 +490,13 @@ fn cross_account_roles_need_an_auditor_role() {
             .last_used(&f.ago(2), "eu-west-1"),
     );
     f.iam.set_usage(&partner, "s3", Some(&f.ago(2)), None, Some("eu-west-1"));
+    partner
+}
+
+#[test]
+fn cross_account_roles_need_an_auditor_role() {
+    let f = shop();
+    let partner = partner_role(&f);
     let reader = f.iam.add_role(RoleSpec::new("analytics-reader").account(OTHER).inline("main", allow(&["athena:*"])));
     f.iam.add_role(RoleSpec::new("auditor").account(OTHER));
     let etl = f.role("etl-runner", &["sts:AssumeRole"], Some(1));
@@ -711,13 +717,7 @@ fn no_aws_credentials_is_an_error() {
 #[test]
 fn the_configuration_file_names_each_accounts_auditor_role() {
     let f = shop();
-    let partner = f.iam.add_role(
-        RoleSpec::new("partner-sync")
-            .account(OTHER)
-            .inline("main", allow(&["s3:GetObject", "kinesis:PutRecord"]))
-            .last_used(&f.ago(2), "eu-west-1"),
-    );
-    f.iam.set_usage(&partner, "s3", Some(&f.ago(2)), None, Some("eu-west-1"));
+    let partner = partner_role(&f);
     f.iam.add_role(RoleSpec::new("auditor").account(OTHER));
     f.irsa_app("partners", "sync", "sync", &partner);
     let w = f.start();

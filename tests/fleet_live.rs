@@ -35,12 +35,7 @@ struct Fleet {
 
 impl Fleet {
     fn cmd(&self) -> Cmd {
-        Cmd::new()
-            .kubeconfig(&self.kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&self.eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
+        support::world::aws_cmd(&self.kubeconfig, &self.eks, &self.iam, &self.sts)
     }
 
     /// `args` over the prod and staging contexts.

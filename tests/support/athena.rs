@@ -5,12 +5,11 @@
 //! records), so the rows are what the SQL the binary sent really computes.
 
 use std::collections::BTreeMap;
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
-use super::http_server::{Handler, Recorded, Request, Response, serve};
+use super::http_server::{Handler, Recorded, Request, Response, Running};
 
 /// Column names and rows (`None` = SQL null).
 pub type Table = (Vec<String>, Vec<Vec<Option<String>>>);
@@ -86,29 +85,12 @@ impl FakeAthena {
             st.log.push(Recorded::of(&req));
             respond(&mut st, &req)
         });
-        RunningAthena { server: serve(handler), fake: self }
+        Running::serve(self, handler)
     }
 }
 
-pub struct RunningAthena {
-    fake: FakeAthena,
-    server: super::http_server::Server,
-}
-
-impl RunningAthena {
-    /// The value for `AWS_ENDPOINT_URL_ATHENA`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-}
-
-impl Deref for RunningAthena {
-    type Target = FakeAthena;
-
-    fn deref(&self) -> &FakeAthena {
-        &self.fake
-    }
-}
+/// A started fake; derefs to [`FakeAthena`]. Stops on drop.
+pub type RunningAthena = Running<FakeAthena>;
 
 fn error(kind: &str, message: &str) -> Response {
     Response::json(400, &json!({"__type": kind, "Message": message}))

@@ -2,13 +2,12 @@
 //! optionally namespaced `com.amazonaws.cloudtrail.v20131101.`; point the SDK at it with
 //! `AWS_ENDPOINT_URL_CLOUDTRAIL`): `DescribeTrails` and `GetEventSelectors`, errors with `__type`, a request log.
 
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
 
 pub use super::http_server::{Fault, Recorded};
-use super::http_server::{Handler, Request, Response, serve, take_fault};
+use super::http_server::{Handler, Request, Response, Running, take_fault};
 
 /// The target prefix the SDK sends (`CloudTrail_20131101.`); the service also takes it namespaced.
 const TARGET: &str = "CloudTrail_20131101.";
@@ -108,29 +107,12 @@ impl FakeCloudTrail {
             st.log.push(Recorded::of(&req));
             respond(&mut st, &req)
         });
-        RunningCloudTrail { server: serve(handler), ct: self }
+        Running::serve(self, handler)
     }
 }
 
-pub struct RunningCloudTrail {
-    ct: FakeCloudTrail,
-    server: super::http_server::Server,
-}
-
-impl RunningCloudTrail {
-    /// The value for `AWS_ENDPOINT_URL_CLOUDTRAIL`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-}
-
-impl Deref for RunningCloudTrail {
-    type Target = FakeCloudTrail;
-
-    fn deref(&self) -> &FakeCloudTrail {
-        &self.ct
-    }
-}
+/// A started fake; derefs to [`FakeCloudTrail`]. Stops on drop.
+pub type RunningCloudTrail = Running<FakeCloudTrail>;
 
 fn error(status: u16, kind: &str, message: &str) -> Response {
     Response::json(status, &json!({"__type": kind, "message": message}))

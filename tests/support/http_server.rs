@@ -151,6 +151,32 @@ impl Drop for Server {
     }
 }
 
+/// A started fake: derefs to the fake (to set it up further or read its log) and stops on drop.
+pub struct Running<F> {
+    fake: F,
+    server: Server,
+}
+
+impl<F> Running<F> {
+    /// Serves `handler` for `fake` over plain HTTP.
+    pub fn serve(fake: F, handler: Handler) -> Self {
+        Running { fake, server: serve(handler) }
+    }
+
+    /// The endpoint to point the client at (`AWS_ENDPOINT_URL_<SERVICE>`).
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+impl<F> std::ops::Deref for Running<F> {
+    type Target = F;
+
+    fn deref(&self) -> &F {
+        &self.fake
+    }
+}
+
 /// Serves `handler` over plain HTTP/1.1 on 127.0.0.1 at a free port.
 pub fn serve(handler: Handler) -> Server {
     start(handler, None)

@@ -4,11 +4,10 @@
 //! (`<Error><Code>`), injected faults and a request log.
 
 use std::collections::BTreeMap;
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use super::http_server::{Fault, Recorded};
-use super::http_server::{Handler, Request, Response, percent_decode, serve, take_fault};
+use super::http_server::{Handler, Request, Response, Running, percent_decode, take_fault};
 
 #[derive(Default)]
 struct State {
@@ -75,30 +74,12 @@ impl FakeS3 {
             st.log.push(Recorded::of(&req));
             respond(&mut st, &req)
         });
-        RunningS3 { server: serve(handler), s3: self }
+        Running::serve(self, handler)
     }
 }
 
 /// A started fake; derefs to [`FakeS3`]. Stops on drop.
-pub struct RunningS3 {
-    s3: FakeS3,
-    server: super::http_server::Server,
-}
-
-impl RunningS3 {
-    /// The value for `AWS_ENDPOINT_URL_S3`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-}
-
-impl Deref for RunningS3 {
-    type Target = FakeS3;
-
-    fn deref(&self) -> &FakeS3 {
-        &self.s3
-    }
-}
+pub type RunningS3 = Running<FakeS3>;
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

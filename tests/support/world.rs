@@ -120,13 +120,18 @@ impl World {
 
     /// The binary with credentials and every AWS endpoint pointed at the fakes; a fresh HOME, so a fresh cache.
     pub fn cmd(&self) -> Cmd {
-        Cmd::new()
-            .kubeconfig(&self.kubeconfig)
-            .aws_credentials()
-            .eks_endpoint(&self.eks.url())
-            .env("AWS_ENDPOINT_URL_IAM", self.iam.url())
-            .env("AWS_ENDPOINT_URL_STS", self.sts.url())
+        aws_cmd(&self.kubeconfig, &self.eks, &self.iam, &self.sts)
     }
+}
+
+/// The binary with `kubeconfig`, static credentials, and EKS, IAM and STS pointed at the fakes.
+pub fn aws_cmd(kubeconfig: &KubeconfigFile, eks: &RunningEks, iam: &RunningIam, sts: &RunningSts) -> Cmd {
+    Cmd::new()
+        .kubeconfig(kubeconfig)
+        .aws_credentials()
+        .eks_endpoint(&eks.url())
+        .env("AWS_ENDPOINT_URL_IAM", iam.url())
+        .env("AWS_ENDPOINT_URL_STS", sts.url())
 }
 
 pub fn ago(now: Timestamp, days: i64) -> String {
