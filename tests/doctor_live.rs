@@ -5,12 +5,11 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::cli::{Cmd, Context, Kubeconfig, Output};
+use support::cli::{Cmd, Output};
 use support::eks::FakeEks;
 use support::fixtures::{pod, service_account};
 use support::iam::{FakeIam, RoleSpec, irsa_trust, pod_identity_trust};
 use support::kube_api::FakeKube;
-use support::sts::FakeSts;
 use support::world::World;
 
 const ACCOUNT: &str = "111122223333";
@@ -47,12 +46,7 @@ fn world(register_provider: bool) -> World {
     kube.add(service_account("pay", "pi").build());
     eks.add_association("prod", "pay", "pi", &pi, None);
     kube.add(support::fixtures::daemon_set("kube-system", "eks-pod-identity-agent", 1, 1).build());
-    let sts = FakeSts::new(ACCOUNT);
-    sts.share_keys_with(&iam);
-    let kube = kube.start();
-    let kubeconfig =
-        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() }
+    support::world::start_prod(kube, eks, iam, "pay")
 }
 
 fn doctor(w: &World, args: &[&str]) -> Output {

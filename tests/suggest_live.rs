@@ -4,12 +4,11 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::cli::{Cmd, Context, Kubeconfig};
+use support::cli::Cmd;
 use support::eks::FakeEks;
 use support::fixtures::{pod, service_account};
 use support::iam::{FakeIam, RoleSpec};
 use support::kube_api::FakeKube;
-use support::sts::FakeSts;
 use support::world::World;
 
 const ACCOUNT: &str = "111122223333";
@@ -21,12 +20,7 @@ fn world(iam: FakeIam, role: &str) -> World {
     kube.add(pod("pay", "app-0").service_account("app").irsa(role).build());
     let eks = FakeEks::new();
     eks.add_cluster("prod", "us-west-2", ACCOUNT);
-    let sts = FakeSts::new(ACCOUNT);
-    sts.share_keys_with(&iam);
-    let kube = kube.start();
-    let kubeconfig =
-        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace("pay")).write();
-    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: jiff::Timestamp::now() }
+    support::world::start_prod(kube, eks, iam, "pay")
 }
 
 #[test]

@@ -124,6 +124,17 @@ impl World {
     }
 }
 
+/// Starts hand-built fakes as cluster `prod` (us-west-2) with an STS that knows IAM's keys, and a kubeconfig
+/// whose context is that EKS cluster with `namespace` as its default.
+pub fn start_prod(kube: FakeKube, eks: FakeEks, iam: FakeIam, namespace: &str) -> World {
+    let sts = FakeSts::new(ACCOUNT);
+    sts.share_keys_with(&iam);
+    let kube = kube.start();
+    let kubeconfig =
+        Kubeconfig::single(Context::eks("prod", "us-west-2", ACCOUNT, &kube.url()).namespace(namespace)).write();
+    World { kube, eks: eks.start(), iam: iam.start(), sts: sts.start(), kubeconfig, now: Timestamp::now() }
+}
+
 /// The binary with `kubeconfig`, static credentials, and EKS, IAM and STS pointed at the fakes.
 pub fn aws_cmd(kubeconfig: &KubeconfigFile, eks: &RunningEks, iam: &RunningIam, sts: &RunningSts) -> Cmd {
     Cmd::new()
