@@ -282,4 +282,15 @@ fn observed_usage_in_a_fleet_names_the_cluster_of_each_call() {
     assert_eq!(users, ["staging:kms:Decrypt", "prod:s3:GetObject"]);
     assert_eq!(role["observed"]["unattributed"], 0);
     assert_eq!(role["unusedServices"], serde_json::json!([]), "kms was called in staging");
+
+    // The per-workload view tells the clusters' service accounts apart.
+    let wide = f
+        .both(&["audit", "-o", "wide", "--usage", "cloudtrail", "--color", "never"])
+        .env("AWS_ENDPOINT_URL_S3", s3.url())
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", ct.url())
+        .run();
+    wide.assert_code(0);
+    let row = |who: &str| wide.stdout.lines().find(|l| l.contains(who)).unwrap_or_else(|| panic!("{who}: {wide}"));
+    assert!(row("prod:shop/api").contains("s3:GetObject(1)") && !row("prod:shop/api").contains("kms"), "{wide}");
+    assert!(row("staging:shop/api").contains("kms:Decrypt(1)"), "{wide}");
 }

@@ -244,14 +244,20 @@ pub fn observed_table(out: &mut dyn Write, report: &AuditReport, paint: Paint) -
             let workloads: Vec<String> = role
                 .bindings
                 .iter()
-                .filter(|b| b.namespace == user.namespace && b.service_account == user.service_account)
+                .filter(|b| {
+                    b.namespace == user.namespace
+                        && b.service_account == user.service_account
+                        && b.cluster == user.cluster
+                })
                 .flat_map(|b| b.workloads.iter().map(ToString::to_string))
                 .collect();
             let actions: Vec<String> = o.actions_of(&user).into_iter().map(|a| format!("{a}({})", count(&a))).collect();
             let actions = if actions.is_empty() { paint.dim("none") } else { escape(&actions.join(",")).into_owned() };
+            // In a fleet, `cluster:namespace/name`, as the audit table's workloads are written.
+            let cluster = user.cluster.as_ref().map(|c| format!("{}:", escape(c))).unwrap_or_default();
             writeln!(
                 tw,
-                "{}\t{}/{}\t{}\t{actions}",
+                "{}\t{cluster}{}/{}\t{}\t{actions}",
                 escape(&role.role_arn),
                 escape(&user.namespace),
                 escape(&user.service_account),
